@@ -10,6 +10,7 @@ mod error;
 mod linalg;
 mod matrix;
 pub mod methods;
+pub mod toy;
 
 pub use config::{CombinerConfig, Method, MgdaNormalization, Solver};
 pub use error::SolverError;

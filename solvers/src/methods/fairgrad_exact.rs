@@ -122,5 +122,12 @@ pub fn fairgrad_root(m: &DMatrix<f64>, alpha: f64, start: Option<&[f64]>) -> (Ve
         }
     }
     let weights = w.iter().map(|x| x * unscale).collect();
-    (weights, (!converged).then_some(Fallback::NotConverged))
+    if converged {
+        return (weights, None);
+    }
+    // Newton stalls on the way to infinity once the Hessian is numerically singular; tell that
+    // apart from a slow finite root by testing Pareto-stationarity directly.
+    let (balanced, _) = super::min_norm_weights(&m);
+    let stationary = dot(&balanced, &mat_vec(&m, &balanced)) <= 1e-10 * m.diagonal().max();
+    (weights, Some(if stationary { Fallback::Diverged } else { Fallback::NotConverged }))
 }
