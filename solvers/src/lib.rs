@@ -10,6 +10,7 @@ mod error;
 mod linalg;
 mod matrix;
 pub mod methods;
+pub mod toy;
 
 pub use config::{CombinerConfig, Method, MgdaNormalization, Solver};
 pub use error::SolverError;
@@ -76,9 +77,9 @@ pub enum Fallback {
 pub trait Combiner: Send {
     fn method(&self) -> Method;
     fn needs(&self) -> Needs;
-    /// Weights for this step. `input` must hold what [`Combiner::needs`] says, validated for
-    /// `K` tasks (use [`combine`], which checks).
-    fn solve(&mut self, input: &TaskInput, rng: &mut dyn RngCore) -> Result<Combination, SolverError>;
+    /// Weights for `k` tasks at this step. `input` must hold what [`Combiner::needs`] says,
+    /// validated for `k` tasks (use [`combine`], which checks).
+    fn solve(&mut self, k: usize, input: &TaskInput, rng: &mut dyn RngCore) -> Result<Combination, SolverError>;
     /// Called after the optimizer step with the losses recomputed on the same batch (FAMO).
     fn after_step(&mut self, _new_losses: &[f64]) -> Result<(), SolverError> {
         Ok(())
@@ -130,7 +131,7 @@ pub fn combine(
             return Err(SolverError::NonFinite { what: "losses", index: task });
         }
     }
-    let combination = combiner.solve(input, rng)?;
+    let combination = combiner.solve(k, input, rng)?;
     let finite = combination.weights.iter().chain(combination.direction.iter().flatten()).all(|x| x.is_finite());
     if !finite {
         return Err(SolverError::NonFiniteResult { method });

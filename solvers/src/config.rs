@@ -1,0 +1,299 @@
+use crate::methods::{
+    BanditMtl, Cagrad, CagradExact, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop, Imtlg, LinearScalarization,
+    LossTransform, Mgda, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
+};
+use crate::{Combiner, SolverError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|v| v.as_str()).collect()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = SolverError;
+
+            fn from_str(s: &str) -> Result<Self, SolverError> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    named_enum!(@error $name, $what, s, concat!($($text, " "),+))
+                })
+            }
+        }
+    };
+    (@error Method, $what:literal, $s:expr, $expected:expr) => { SolverError::UnknownMethod($s.to_string()) };
+    (@error $name:ident, $what:literal, $s:expr, $expected:expr) => {
+        SolverError::UnknownValue { what: $what, value: $s.to_string(), expected: $expected }
+    };
+}
+
+named_enum!(
+    /// A gradient combiner.
+    Method, "method" {
+        Ls => "ls",
+        FairGrad => "fairgrad",
+        Nash => "nash",
+        Mgda => "mgda",
+        Pcgrad => "pcgrad",
+        Cagrad => "cagrad",
+        Imtlg => "imtlg",
+        Famo => "famo",
+        Emtl => "emtl",
+        Rlw => "rlw",
+        Si => "si",
+        Uw => "uw",
+        Dwa => "dwa",
+        BanditMtl => "banditmtl",
+        GradDrop => "graddrop",
+    }
+);
+
+named_enum!(
+    /// How a method with several algorithms solves for its weights.
+    Solver, "solver" {
+        Sgd => "sgd",
+        Exact => "exact",
+        Mt10 => "mt10",
+    }
+);
+
+named_enum!(
+    /// MGDA's optional normalisation of each task gradient before the min-norm solve.
+    MgdaNormalization, "normalization" {
+        None => "none",
+        L2 => "l2",
+        Loss => "loss",
+        LossPlus => "loss+",
+    }
+);
+
+/// A combiner and its hyper-parameters. `None` means the method's default (see
+/// [`CombinerConfig::build`]); setting an option the method does not use is an error, so that
+/// a typo in an experiment is caught instead of silently ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CombinerConfig {
+    pub method: Method,
+    /// FairGrad's alpha (default 2, the MT10 value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// fairgrad: `sgd` (the RL variant, default) or `exact`; cagrad: `mt10` (default) or `exact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<Solver>,
+    /// CAGrad's c (default 0.9, the MT10 value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<f64>,
+    /// Iterations of the approximate solvers (fairgrad sgd: 20, cagrad mt10: 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iters: Option<usize>,
+    /// Step size of a method's inner optimiser (fairgrad sgd 0.1, cagrad mt10 25 (50 at K = 50),
+    /// famo 0.025, uw 0.025).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// MGDA's gradient normalisation (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<MgdaNormalization>,
+    /// Mirror-ascent step of emtl (0.5) and banditmtl (0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<f64>,
+    /// KL-ball radius of emtl (0.1) and banditmtl (1.2); at most log K.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    /// EMTL's mix of MGDA and equity weights (0.5; 1 is plain MGDA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// FAMO's weight decay on its logits (0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    /// The alpha-fair loss transform (FairGrad paper, section 6), under any method:
+    /// `L_i -> L_i^(1-a)/(1-a)` (`log L_i` at a = 1). Positive losses only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_alpha: Option<f64>,
+}
+
+impl CombinerConfig {
+    pub fn new(method: Method) -> Self {
+        Self {
+            method,
+            alpha: None,
+            solver: None,
+            c: None,
+            iters: None,
+            lr: None,
+            normalization: None,
+            eta: None,
+            rho: None,
+            beta: None,
+            gamma: None,
+            loss_alpha: None,
+        }
+    }
+
+    /// Checks the hyper-parameters for `k` tasks and builds the combiner.
+    pub fn build(&self, k: usize) -> Result<Box<dyn Combiner>, SolverError> {
+        if k == 0 {
+            return Err(SolverError::NoTasks);
+        }
+        self.reject_unused()?;
+        let method = self.method;
+        let solver = self.solver.unwrap_or(match method {
+            Method::FairGrad => Solver::Sgd,
+            Method::Cagrad => Solver::Mt10,
+            _ => Solver::Exact,
+        });
+        let combiner: Box<dyn Combiner> = match (method, solver) {
+            (Method::Ls, _) => Box::new(LinearScalarization),
+            (Method::FairGrad, Solver::Sgd) => Box::new(FairGradSgd {
+                alpha: positive("alpha", self.alpha.unwrap_or(2.0))?,
+                iters: at_least_one(self.iters.unwrap_or(20))?,
+                lr: positive("lr", self.lr.unwrap_or(0.1))?,
+            }),
+            (Method::FairGrad, Solver::Exact) => {
+                Box::new(FairGradExact::new(Method::FairGrad, positive("alpha", self.alpha.unwrap_or(2.0))?, false))
+            }
+            (Method::Nash, Solver::Exact) => Box::new(FairGradExact::new(Method::Nash, 1.0, true)),
+            (Method::Mgda, _) => Box::new(Mgda { normalization: self.normalization.unwrap_or(MgdaNormalization::None) }),
+            (Method::Pcgrad, _) => Box::new(Pcgrad),
+            (Method::Cagrad, Solver::Mt10) => Box::new(Cagrad {
+                c: non_negative("c", self.c.unwrap_or(0.9))?,
+                iters: at_least_one(self.iters.unwrap_or(20))?,
+                lr: positive("lr", self.lr.unwrap_or(if k == 50 { 50.0 } else { 25.0 }))?,
+            }),
+            (Method::Cagrad, Solver::Exact) => Box::new(CagradExact { c: non_negative("c", self.c.unwrap_or(0.9))? }),
+            (Method::Imtlg, _) => Box::new(Imtlg),
+            (Method::Famo, _) => Box::new(Famo::new(
+                k,
+                positive("lr", self.lr.unwrap_or(0.025))?,
+                non_negative("gamma", self.gamma.unwrap_or(0.01))?,
+            )),
+            (Method::Emtl, _) => Box::new(Emtl::new(
+                k,
+                positive("eta", self.eta.unwrap_or(0.5))?,
+                radius(self.rho.unwrap_or(0.1), k)?,
+                unit_interval("beta", self.beta.unwrap_or(0.5))?,
+            )),
+            (Method::Rlw, _) => Box::new(Rlw),
+            (Method::Si, _) => Box::new(ScaleInvariant),
+            (Method::Uw, _) => Box::new(Uncertainty::new(k, positive("lr", self.lr.unwrap_or(0.025))?)),
+            (Method::Dwa, _) => Box::new(Dwa::default()),
+            (Method::BanditMtl, _) => Box::new(BanditMtl::new(
+                k,
+                positive("eta", self.eta.unwrap_or(0.5))?,
+                radius(self.rho.unwrap_or(1.2), k)?,
+            )),
+            (Method::GradDrop, _) => Box::new(GradDrop),
+            (method, solver) => {
+                return Err(SolverError::UnknownValue {
+                    what: "solver",
+                    value: solver.to_string(),
+                    expected: solvers_of(method),
+                })
+            }
+        };
+        Ok(match self.loss_alpha {
+            Some(a) => Box::new(LossTransform::new(non_negative("loss_alpha", a)?, combiner)),
+            None => combiner,
+        })
+    }
+
+    fn reject_unused(&self) -> Result<(), SolverError> {
+        use Method::*;
+        let m = self.method;
+        let uses = |set: &[Method]| set.contains(&m);
+        let options: [(&'static str, bool, bool); 10] = [
+            ("alpha", self.alpha.is_some(), uses(&[FairGrad])),
+            ("solver", self.solver.is_some(), uses(&[FairGrad, Nash, Cagrad])),
+            ("c", self.c.is_some(), uses(&[Cagrad])),
+            ("iters", self.iters.is_some(), uses(&[FairGrad, Cagrad])),
+            ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw])),
+            ("normalization", self.normalization.is_some(), uses(&[Mgda])),
+            ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl])),
+            ("rho", self.rho.is_some(), uses(&[Emtl, BanditMtl])),
+            ("beta", self.beta.is_some(), uses(&[Emtl])),
+            ("gamma", self.gamma.is_some(), uses(&[Famo])),
+        ];
+        match options.iter().find(|(_, set, used)| *set && !used) {
+            Some((option, _, _)) => Err(SolverError::UnusedOption { method: m, option }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn solvers_of(method: Method) -> &'static str {
+    match method {
+        Method::FairGrad => "sgd exact",
+        Method::Cagrad => "mt10 exact",
+        Method::Nash => "exact",
+        _ => "none: this method has one solver",
+    }
+}
+
+fn invalid(name: &'static str, value: f64, reason: &str) -> SolverError {
+    SolverError::InvalidParameter { name, value, reason: reason.to_string() }
+}
+
+fn positive(name: &'static str, value: f64) -> Result<f64, SolverError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(invalid(name, value, "must be positive and finite"))
+    }
+}
+
+fn non_negative(name: &'static str, value: f64) -> Result<f64, SolverError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(invalid(name, value, "must be non-negative and finite"))
+    }
+}
+
+fn unit_interval(name: &'static str, value: f64) -> Result<f64, SolverError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(name, value, "must lie in [0, 1]"))
+    }
+}
+
+fn at_least_one(iters: usize) -> Result<usize, SolverError> {
+    if iters >= 1 {
+        Ok(iters)
+    } else {
+        Err(invalid("iters", 0.0, "must be at least 1"))
+    }
+}
+
+/// A KL-ball radius around the uniform distribution: the largest KL to uniform is log K.
+fn radius(rho: f64, k: usize) -> Result<f64, SolverError> {
+    let max = (k as f64).ln();
+    if rho.is_finite() && rho > 0.0 && rho <= max {
+        Ok(rho)
+    } else {
+        Err(invalid("rho", rho, &format!("must lie in (0, log K] = (0, {max:.4}] for K = {k}")))
+    }
+}

@@ -1,0 +1,179 @@
+//! Properties in the style of TorchJD's aggregator tests, on sampled and scaled problems.
+mod common;
+
+use common::{all_configs, solve};
+use proptest::prelude::*;
+use solvers::methods::{fairgrad_root, min_norm_weights};
+use solvers::{CombinerConfig, Jacobian, Method, Solver};
+
+/// A K x P Jacobian with rows scaled by `10^e`, `e` in `[-log_scale, log_scale]`, and positive losses.
+fn problem(log_scale: f64) -> impl Strategy<Value = (Jacobian, Vec<f64>)> {
+    (1usize..8, 1usize..12).prop_flat_map(move |(k, p)| {
+        (
+            proptest::collection::vec(-1.0f64..1.0, k * p),
+            proptest::collection::vec(-log_scale..=log_scale, k),
+            proptest::collection::vec(0.01f64..10.0, k),
+        )
+            .prop_map(move |(data, exponents, losses)| {
+                let rows: Vec<Vec<f64>> = data
+                    .chunks(p)
+                    .zip(&exponents)
+                    .map(|(row, e)| row.iter().map(|x| x * 10f64.powf(*e)).collect())
+                    .collect();
+                (Jacobian::from_rows(&rows).unwrap(), losses)
+            })
+    })
+}
+
+/// Well-conditioned: more coordinates than tasks, so the Gram is positive definite.
+fn full_rank_problem() -> impl Strategy<Value = (Jacobian, Vec<f64>)> {
+    problem(0.5).prop_filter("rank K", |(j, _)| j.p() >= j.k() + 2 && j.k() >= 2)
+}
+
+fn gram_times(j: &Jacobian, w: &[f64]) -> Vec<f64> {
+    let m = j.gram();
+    let m = m.matrix();
+    (0..j.k()).map(|i| (0..j.k()).map(|l| m[(i, l)] * w[l]).sum()).collect()
+}
+
+fn permuted(j: &Jacobian, losses: &[f64], order: &[usize]) -> (Jacobian, Vec<f64>) {
+    let rows: Vec<Vec<f64>> = j.rows().map(<[f64]>::to_vec).collect();
+    let rows: Vec<Vec<f64>> = order.iter().map(|&i| rows[i].clone()).collect();
+    (Jacobian::from_rows(&rows).unwrap(), order.iter().map(|&i| losses[i]).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_method_gives_k_finite_weights((j, losses) in problem(1.0)) {
+        for config in all_configs() {
+            let Some(result) = solve(&config, &j, &losses, 1) else { continue };
+            let combination = result.unwrap_or_else(|e| panic!("{config:?}: {e}"));
+            prop_assert_eq!(combination.weights.len(), j.k());
+            prop_assert!(combination.weights.iter().all(|w| w.is_finite()), "{:?}: {:?}", config, combination);
+        }
+    }
+
+    #[test]
+    fn badly_scaled_grams_give_finite_weights((j, losses) in problem(6.0)) {
+        for config in all_configs() {
+            let Some(result) = solve(&config, &j, &losses, 2) else { continue };
+            let combination = result.unwrap_or_else(|e| panic!("{config:?}: {e}"));
+            prop_assert!(combination.weights.iter().all(|w| w.is_finite()), "{:?}: {:?}", config, combination);
+        }
+    }
+
+    #[test]
+    fn deterministic_methods_are_permutation_equivariant(
+        (j, losses) in full_rank_problem(),
+        shuffle_seed in any::<u64>(),
+    ) {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let mut order: Vec<usize> = (0..j.k()).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(shuffle_seed));
+        let (pj, plosses) = permuted(&j, &losses, &order);
+        let random = [Method::Pcgrad, Method::Rlw, Method::GradDrop];
+        for config in all_configs().into_iter().filter(|c| !random.contains(&c.method)) {
+            let Some(result) = solve(&config, &j, &losses, 3) else { continue };
+            let w = result.unwrap().weights;
+            let pw = solve(&config, &pj, &plosses, 3).unwrap().unwrap().weights;
+            for (slot, &task) in order.iter().enumerate() {
+                let tolerance = 1e-6 * (1.0 + w[task].abs());
+                prop_assert!((pw[slot] - w[task]).abs() <= tolerance, "{:?}: {:?} vs {:?} permuted by {:?}", config, w, pw, order);
+            }
+        }
+    }
+
+    #[test]
+    fn fairgrad_exact_solves_its_equation((j, _) in full_rank_problem(), alpha in 0.25f64..4.0) {
+        let (w, fallback) = fairgrad_root(j.gram().matrix(), alpha, None);
+        prop_assert!(fallback.is_none());
+        let residual: f64 = gram_times(&j, &w).iter().zip(&w).map(|(mw, wi)| (mw - wi.powf(-1.0 / alpha)).powi(2)).sum();
+        prop_assert!(residual.sqrt() < 1e-8, "residual {} at {:?}", residual.sqrt(), w);
+        // Non-conflicting: every task's gradient has a positive inner product with d.
+        prop_assert!(gram_times(&j, &w).iter().all(|x| *x > 0.0));
+    }
+
+    #[test]
+    fn nash_equals_fairgrad_exact_at_alpha_one((j, losses) in full_rank_problem()) {
+        let nash = solve(&CombinerConfig::new(Method::Nash), &j, &losses, 0).unwrap().unwrap().weights;
+        let fairgrad = CombinerConfig { alpha: Some(1.0), solver: Some(Solver::Exact), ..CombinerConfig::new(Method::FairGrad) };
+        let fairgrad = solve(&fairgrad, &j, &losses, 0).unwrap().unwrap().weights;
+        for (a, b) in nash.iter().zip(&fairgrad) {
+            prop_assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn fairgrad_exact_scales_as_the_theory_says((j, _) in full_rank_problem(), alpha in 0.5f64..3.0, log_s in -6.0f64..6.0) {
+        let s = 10f64.powf(log_s);
+        let m = j.gram().matrix().clone();
+        let (w, _) = fairgrad_root(&m, alpha, None);
+        let (ws, _) = fairgrad_root(&(m * s), alpha, None);
+        let factor = s.powf(-alpha / (alpha + 1.0));
+        for (a, b) in w.iter().zip(&ws) {
+            prop_assert!((a * factor - b).abs() <= 1e-8 * b.abs());
+        }
+    }
+
+    #[test]
+    fn mgda_satisfies_kkt((j, _) in problem(2.0)) {
+        let m = j.gram();
+        let (w, fallback) = min_norm_weights(m.matrix());
+        prop_assert!(fallback.is_none());
+        prop_assert!(w.iter().all(|x| *x >= 0.0));
+        prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let mw = gram_times(&j, &w);
+        let norm_sq: f64 = mw.iter().zip(&w).map(|(a, b)| a * b).sum();
+        let scale = m.matrix().diagonal().max();
+        for (i, x) in mw.iter().enumerate() {
+            // Optimality: no vertex improves on the min-norm point; complementary slackness.
+            prop_assert!(*x >= norm_sq - 1e-9 * scale, "task {i}: {x} < {norm_sq}");
+            if w[i] > 1e-9 {
+                prop_assert!((x - norm_sq).abs() <= 1e-9 * scale);
+            }
+        }
+    }
+
+    #[test]
+    fn cagrad_exact_is_no_worse_than_any_vertex_or_the_mean((j, losses) in full_rank_problem(), c in 0.1f64..2.0) {
+        // Recover p from the weights: w = (1/K + lambda p) / (1 + c^2).
+        let objective = |p: &[f64]| {
+            let k = j.k() as f64;
+            let b0 = vec![1.0 / k; j.k()];
+            let g0_sq: f64 = gram_times(&j, &b0).iter().zip(&b0).map(|(a, b)| a * b).sum();
+            let mp = gram_times(&j, p);
+            let linear: f64 = gram_times(&j, &b0).iter().zip(p).map(|(a, b)| a * b).sum();
+            linear + c * g0_sq.sqrt() * mp.iter().zip(p).map(|(a, b)| a * b).sum::<f64>().max(0.0).sqrt()
+        };
+        let exact = CombinerConfig { c: Some(c), solver: Some(Solver::Exact), ..CombinerConfig::new(Method::Cagrad) };
+        let w = solve(&exact, &j, &losses, 0).unwrap().unwrap().weights;
+        let k = j.k() as f64;
+        let excess: Vec<f64> = w.iter().map(|x| (x * (1.0 + c * c) - 1.0 / k).max(0.0)).collect();
+        let total: f64 = excess.iter().sum();
+        prop_assume!(total > 1e-9);
+        let p: Vec<f64> = excess.iter().map(|x| x / total).collect();
+        let best = objective(&p);
+        for vertex in 0..j.k() {
+            let mut e = vec![0.0; j.k()];
+            e[vertex] = 1.0;
+            prop_assert!(best <= objective(&e) + 1e-9 * objective(&e).abs().max(1.0));
+        }
+        prop_assert!(best <= objective(&vec![1.0 / k; j.k()]) + 1e-9);
+    }
+
+    #[test]
+    fn scale_free_methods_ignore_a_global_scale((j, losses) in full_rank_problem(), log_s in -4.0f64..4.0) {
+        let s = 10f64.powf(log_s);
+        let rows: Vec<Vec<f64>> = j.rows().map(|r| r.iter().map(|x| x * s).collect()).collect();
+        let scaled = Jacobian::from_rows(&rows).unwrap();
+        for config in [CombinerConfig::new(Method::Mgda), CombinerConfig::new(Method::Imtlg)] {
+            let w = solve(&config, &j, &losses, 0).unwrap().unwrap().weights;
+            let ws = solve(&config, &scaled, &losses, 0).unwrap().unwrap().weights;
+            for (a, b) in w.iter().zip(&ws) {
+                prop_assert!((a - b).abs() <= 1e-7, "{:?}: {:?} vs {:?}", config.method, w, ws);
+            }
+        }
+    }
+}
