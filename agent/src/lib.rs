@@ -6,6 +6,7 @@
 //! checkpoints. [`bench::update_benchmark`] times updates per combiner on synthetic data.
 
 mod adam;
+pub mod bench;
 mod component;
 mod config;
 mod error;

@@ -142,6 +142,18 @@ impl Sac {
         self.device
     }
 
+    pub fn num_tasks(&self) -> usize {
+        self.num_tasks
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    pub fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+
     pub fn replay(&self) -> &ReplayBuffer {
         &self.replay
     }
@@ -317,9 +329,9 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::fill_with_synthetic_transitions;
     use crate::component::task_gradients;
     use crate::config::DeviceChoice;
-    use rand_distr::StandardNormal;
 
     fn small_sac(architecture: Architecture, temperature: Temperature, seed: u64) -> Sac {
         let spec = EnvSpec {
@@ -338,22 +350,7 @@ mod tests {
             ..SacConfig::mtrl()
         };
         let mut sac = Sac::new(config, &spec, seed).unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut obs: Vec<f32> = (0..15).map(|_| rng.sample(StandardNormal)).collect();
-        for _ in 0..100 {
-            let actions = sac.random_actions();
-            let next_obs: Vec<f32> = (0..15).map(|_| rng.sample(StandardNormal)).collect();
-            let step = VecStep {
-                obs: next_obs.clone(),
-                next_obs: next_obs.clone(),
-                rewards: (0..3).map(|_| rng.gen_range(0.0..10.0)).collect(),
-                terminated: (0..3).map(|_| rng.gen_bool(0.1)).collect(),
-                truncated: vec![false; 3],
-                success: vec![false; 3],
-            };
-            sac.observe(&obs, &actions, &step).unwrap();
-            obs = next_obs;
-        }
+        fill_with_synthetic_transitions(&mut sac, 100, seed).unwrap();
         sac
     }
 
