@@ -165,7 +165,15 @@ impl Sac {
 
     /// Updates not applied because of a non-finite loss or gradient, per component.
     pub fn skipped_updates(&self) -> [(Component, u64); 3] {
-        [&self.critic_learner, &self.actor_learner, &self.alpha_learner].map(|l| (l.component, l.skipped_updates))
+        self.learners().map(|l| (l.component, l.skipped_updates))
+    }
+
+    pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
+        [&self.critic_learner, &self.actor_learner, &self.alpha_learner]
+    }
+
+    pub(crate) fn learners_mut(&mut self) -> [&mut ComponentLearner; 3] {
+        [&mut self.critic_learner, &mut self.actor_learner, &mut self.alpha_learner]
     }
 
     /// The current temperature of each task.
@@ -329,30 +337,8 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::fill_with_synthetic_transitions;
     use crate::component::task_gradients;
-    use crate::config::DeviceChoice;
-
-    fn small_sac(architecture: Architecture, temperature: Temperature, seed: u64) -> Sac {
-        let spec = EnvSpec {
-            task_names: ["a", "b", "c"].map(String::from).to_vec(),
-            obs_dim: 5,
-            action_dim: 2,
-            max_episode_steps: 10,
-        };
-        let config = SacConfig {
-            architecture,
-            temperature,
-            hidden: vec![32, 32],
-            batch_size: 45,
-            replay_capacity: 600,
-            device: DeviceChoice::Cpu,
-            ..SacConfig::mtrl()
-        };
-        let mut sac = Sac::new(config, &spec, seed).unwrap();
-        fill_with_synthetic_transitions(&mut sac, 100, seed).unwrap();
-        sac
-    }
+    use crate::testing::small_sac;
 
     /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone.
     fn assert_task_gradients_match(learner: &ComponentLearner, layouts: &Layouts, mut losses: impl FnMut(&[Tensor], &Layout) -> Tensor) {
@@ -379,7 +365,7 @@ mod tests {
             (Architecture::MultiHead, Temperature::PerTask),
             (Architecture::PerTask, Temperature::Shared),
         ] {
-            let mut sac = small_sac(architecture, temperature, 7);
+            let mut sac = small_sac(architecture, temperature, 7, |config| config);
             let host = sac.replay.sample(45, &mut sac.rng).unwrap();
             assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
             let batch = sac.to_device(&host);
