@@ -386,3 +386,65 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod safety_tests {
+    use crate::testing::small_sac;
+    use crate::{AgentError, Architecture, CombineConfig, Component, SacConfig, SkipReason, Temperature};
+    use envs::VecStep;
+    use solvers::Method;
+
+    #[test]
+    fn weights_are_recomputed_every_k_updates_and_reused_in_between() {
+        let every = |config: SacConfig| SacConfig {
+            combine: CombineConfig { update_weights_every: 3, ..CombineConfig::new(Method::FairGrad) },
+            ..config
+        };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 4, every);
+        let mut last_refresh = None;
+        for update in 0..7 {
+            let report = sac.update().unwrap();
+            let critic = &report.critic;
+            assert_eq!(critic.gram.is_some(), update % 3 == 0, "update {update}");
+            if critic.gram.is_some() {
+                last_refresh = Some(critic.weights.clone());
+            } else {
+                assert_eq!(Some(&critic.weights), last_refresh.as_ref(), "update {update} reuses the last weights");
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_losses_skip_the_step_and_persistent_ones_stop_the_run() {
+        let strict = |config: SacConfig| SacConfig { max_consecutive_skips: 3, ..config };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 5, strict);
+        let obs = vec![0.0; 15];
+        let poisoned = VecStep {
+            obs: obs.clone(),
+            next_obs: obs.clone(),
+            rewards: vec![f32::NAN; 3],
+            terminated: vec![false; 3],
+            truncated: vec![false; 3],
+            success: vec![false; 3],
+        };
+        // Overwrite the whole ring (capacity 600 = 200 vector steps of 3 tasks).
+        for _ in 0..200 {
+            let actions = sac.random_actions();
+            sac.observe(&obs, &actions, &poisoned).unwrap();
+        }
+        let critic_before: Vec<_> = sac.critic_learner.params.iter().map(|p| p.copy()).collect();
+        for _ in 0..2 {
+            let report = sac.update().unwrap();
+            assert_eq!(report.critic.skipped, Some(SkipReason::NonFiniteLoss));
+            assert_eq!(report.actor.skipped, None, "the actor's loss does not see rewards");
+        }
+        for (before, after) in critic_before.iter().zip(&sac.critic_learner.params) {
+            assert_eq!((before - after).abs().max().double_value(&[]), 0.0, "a skipped step leaves the critic as it was");
+        }
+        match sac.update() {
+            Err(AgentError::Diverged { component: Component::Critic, count: 3, reason: SkipReason::NonFiniteLoss }) => {}
+            other => panic!("expected the run to stop, got {other:?}"),
+        }
+        assert_eq!(sac.skipped_updates()[0], (Component::Critic, 3));
+    }
+}
