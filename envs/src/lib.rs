@@ -7,6 +7,8 @@
 //! - [`EnvConfig`] / [`build_env`]: what a config file names, and the env it builds.
 
 mod config;
+#[cfg(feature = "metaworld")]
+pub mod metaworld;
 mod metaworld_config;
 mod reward_normalization;
 pub mod toy;
