@@ -9,14 +9,14 @@ mt10_ensure_venv() {
     local python=${MT10_PYTHON:-python3}
     command -v "$python" >/dev/null || { echo "mt10: $python not found; install CPython 3.10-3.13" >&2; exit 1; }
     local hash venv
-    hash=$(cat "$MT10_ROOT/requirements.txt" <("$python" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-16)
+    hash=$(cat "$MT10_ROOT/scripts/requirements.txt" <("$python" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-16)
     venv="$MT10_CACHE/venv-$hash"
     if [ ! -f "$venv/.complete" ]; then
         echo "mt10: creating the Python environment $venv (torch, metaworld; a few minutes, once)" >&2
         rm -rf "$venv"
         mkdir -p "$MT10_CACHE"
         "$python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$MT10_ROOT/requirements.txt"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$MT10_ROOT/scripts/requirements.txt"
         touch "$venv/.complete"
     fi
     if [ "$(readlink "$MT10_ROOT/.venv" 2>/dev/null)" != "$venv" ]; then

@@ -1,1 +1,49 @@
-fn main() {}
+//! `mt10`: train one SAC policy on MetaWorld MT10 with fair gradient combiners.
+mod combiner_args;
+mod weights;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mt10", version, about = "Multi-task SAC on MetaWorld MT10 with fair gradient combiners")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Combine task gradients with one method and print the weights (JSON).
+    #[command(allow_negative_numbers = true)]
+    Weights(weights::Args),
+}
+
+/// An error in what the user asked for (bad option, bad input file): exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UsageError(#[from] anyhow::Error);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // clap's message is a paragraph plus usage hints; a usage error here is one line.
+            let rendered = error.render().to_string();
+            let paragraph: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("mt10: {}", paragraph.join(" ").trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Weights(args) => weights::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mt10: {error:#}");
+            ExitCode::from(if error.downcast_ref::<UsageError>().is_some() { 2 } else { 1 })
+        }
+    }
+}

@@ -24,6 +24,9 @@ impl Default for EnvConfig {
 pub fn build_env(config: &EnvConfig, seed: u64) -> Result<Box<dyn MultiTaskEnv>, EnvError> {
     match config {
         EnvConfig::Toy(toy) => Ok(Box::new(ToyEnv::new(toy.clone(), seed)?)),
+        #[cfg(feature = "metaworld")]
+        EnvConfig::MetaWorld(mw) => Ok(Box::new(crate::metaworld::MetaWorldEnv::new(mw, seed)?)),
+        #[cfg(not(feature = "metaworld"))]
         EnvConfig::MetaWorld(_) => Err(EnvError::MetaWorldDisabled),
     }
 }

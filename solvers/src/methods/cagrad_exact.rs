@@ -56,7 +56,6 @@ impl Combiner for CagradExact {
                 }
                 step *= 0.5;
             };
-            let change: f64 = next.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             let restart = objective(&next) > objective(&p);
             let next_momentum = (1.0 + (1.0 + 4.0 * momentum * momentum).sqrt()) / 2.0;
             y = if restart {
@@ -69,7 +68,10 @@ impl Combiner for CagradExact {
             };
             p = next;
             step *= 1.5;
-            if change < 1e-13 {
+            // The Frank-Wolfe gap bounds the distance to the optimum from above (F is convex).
+            let g = gradient(&p);
+            let gap = dot(&g, &p) - g.iter().copied().fold(f64::INFINITY, f64::min);
+            if gap <= 1e-10 {
                 converged = true;
                 break;
             }

@@ -28,20 +28,18 @@ impl Combiner for FairGradSgd {
         let mut best = (f64::INFINITY, w.clone());
         let mut optimizer = SgdMomentum::new(self.lr, 0.5);
         for _ in 0..self.iters {
-            let u_pow = w.iter().map(|wi| (1.0 / (wi + 1e-8)).powf(1.0 / self.alpha));
-            let r: Vec<f64> = mat_vec(m, &w).iter().zip(u_pow).map(|(mw, up)| mw - up).collect();
+            // d/dw of u^(1/alpha) is -(1/alpha) u^(1/alpha + 1), with u = 1/(w + 1e-8).
+            let u: Vec<f64> = w.iter().map(|wi| 1.0 / (wi + 1e-8)).collect();
+            let u_pow: Vec<f64> = u.iter().map(|ui| ui.powf(1.0 / self.alpha)).collect();
+            let r: Vec<f64> = mat_vec(m, &w).iter().zip(&u_pow).map(|(mw, up)| mw - up).collect();
             let f = r.iter().map(|x| x * x).sum::<f64>();
             if f < best.0 {
                 best = (f, w.clone());
             }
-            // M is symmetric, so M^T r = M r; d/dw of u^(1/alpha) is -(1/alpha) u^(1/alpha + 1).
+            // M is symmetric, so M^T r = M r.
             let mt_r = mat_vec(m, &r);
-            let mut q: Vec<f64> = (0..k)
-                .map(|i| {
-                    let u = 1.0 / (w[i] + 1e-8);
-                    2.0 * mt_r[i] + (2.0 / self.alpha) * u.powf(1.0 / self.alpha + 1.0) * r[i]
-                })
-                .collect();
+            let mut q: Vec<f64> =
+                (0..k).map(|i| 2.0 * mt_r[i] + (2.0 / self.alpha) * u_pow[i] * u[i] * r[i]).collect();
             let clip = (1.0 / (norm(&q) + 1e-6)).min(1.0);
             q.iter_mut().for_each(|qi| *qi *= clip);
             optimizer.step(&mut w, &q);

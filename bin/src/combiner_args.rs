@@ -1,0 +1,67 @@
+use clap::Args;
+use solvers::{CombinerConfig, Method, MgdaNormalization, Solver};
+
+/// A gradient combiner and its hyper-parameters, as command-line options. Options a method does
+/// not use are rejected when the combiner is built.
+#[derive(Debug, Clone, Args)]
+pub struct CombinerArgs {
+    /// ls | fairgrad | nash | mgda | pcgrad | cagrad | imtlg | famo | emtl | rlw | si | uw | dwa | banditmtl | graddrop
+    #[arg(long, value_parser = parse::<Method>)]
+    pub method: Method,
+    /// FairGrad's alpha [default: 2]
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// fairgrad: sgd (the RL variant, default) | exact; cagrad: mt10 (default) | exact
+    #[arg(long, value_parser = parse::<Solver>)]
+    pub solver: Option<Solver>,
+    /// CAGrad's c [default: 0.9]
+    #[arg(long)]
+    pub c: Option<f64>,
+    /// Iterations of fairgrad's sgd and cagrad's mt10 solvers [default: 20]
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Inner step size: fairgrad sgd 0.1, cagrad mt10 25, famo 0.025, uw 0.025
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// MGDA's gradient normalisation: none | l2 | loss | loss+ [default: none]
+    #[arg(long, value_parser = parse::<MgdaNormalization>)]
+    pub normalization: Option<MgdaNormalization>,
+    /// Mirror-ascent step of emtl and banditmtl [default: 0.5]
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K
+    #[arg(long)]
+    pub rho: Option<f64>,
+    /// EMTL's weight on MGDA [default: 0.5]
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// FAMO's weight decay on its logits [default: 0.01]
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Apply the alpha-fair loss transform L^(1-a)/(1-a) under the method (positive losses only)
+    #[arg(long)]
+    pub loss_alpha: Option<f64>,
+}
+
+fn parse<T: std::str::FromStr<Err = solvers::SolverError>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: solvers::SolverError| e.to_string())
+}
+
+impl CombinerArgs {
+    pub fn config(&self) -> CombinerConfig {
+        CombinerConfig {
+            method: self.method,
+            alpha: self.alpha,
+            solver: self.solver,
+            c: self.c,
+            iters: self.iters,
+            lr: self.lr,
+            normalization: self.normalization,
+            eta: self.eta,
+            rho: self.rho,
+            beta: self.beta,
+            gamma: self.gamma,
+            loss_alpha: self.loss_alpha,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `mt10 weights`: one combiner on the user's own gradients, for inspection and for checking
+//! methods against the reference implementations' outputs.
+use crate::combiner_args::CombinerArgs;
+use crate::UsageError;
+use anyhow::{anyhow, Context};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use solvers::{combine, direction, Fallback, Gram, Jacobian, TaskInput};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    combiner: CombinerArgs,
+    /// Seed of the RNG that randomised methods (pcgrad, rlw, graddrop) draw from
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// JSON file (or - for stdin): {"jacobian": [[...], ...], "losses": [...]} with one row per
+    /// task, or {"gram": [[...], ...], "losses": [...]}; "losses" only where the method needs them
+    #[arg(long)]
+    input: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    jacobian: Option<Vec<Vec<f64>>>,
+    gram: Option<Vec<Vec<f64>>>,
+    losses: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Output {
+    method: String,
+    /// Weights on the raw task gradients: `d = sum_i weights[i] g_i`.
+    weights: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<Vec<f64>>,
+    fallback: Option<Fallback>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let output = solve(args).map_err(UsageError)?;
+    println!("{}", serde_json::to_string(&output)?);
+    Ok(())
+}
+
+fn solve(args: &Args) -> anyhow::Result<Output> {
+    let text = if args.input.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?
+    };
+    let input: Input = serde_json::from_str(&text).with_context(|| format!("{} is not valid input", args.input.display()))?;
+    let jacobian = input.jacobian.as_deref().map(Jacobian::from_rows).transpose()?;
+    let gram = match (&input.gram, &jacobian) {
+        (Some(_), Some(_)) => return Err(anyhow!("give either \"jacobian\" or \"gram\", not both")),
+        (Some(rows), None) => Gram::from_rows(rows)?,
+        (None, Some(jacobian)) => jacobian.gram(),
+        (None, None) => return Err(anyhow!("the input needs \"jacobian\" (one row per task) or \"gram\"")),
+    };
+    let k = gram.k();
+    let mut combiner = args.combiner.config().build(k)?;
+    let needs = combiner.needs();
+    if needs.jacobian && jacobian.is_none() {
+        return Err(anyhow!("{} needs the full Jacobian: give \"jacobian\", not \"gram\"", args.combiner.method));
+    }
+    if needs.losses && input.losses.is_none() {
+        return Err(anyhow!("{} needs the task losses: add \"losses\" to the input", args.combiner.method));
+    }
+    let task_input = TaskInput { gram: Some(&gram), losses: input.losses.as_deref(), jacobian: jacobian.as_ref() };
+    let combination = combine(combiner.as_mut(), k, &task_input, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+    let direction = combination.direction.or_else(|| jacobian.as_ref().map(|j| direction(&combination.weights, j)));
+    Ok(Output { method: args.combiner.method.to_string(), weights: combination.weights, direction, fallback: combination.fallback })
+}
