@@ -1,1 +1,23 @@
-//! Multi-task Soft Actor-Critic on libtorch.
+//! Multi-task Soft Actor-Critic on libtorch, with all `K` per-task gradients of a component from
+//! one backward pass and a gradient combiner (from `solvers`) turning them into each update.
+//!
+//! [`Sac`] holds the networks, optimizers, combiners and the replay buffer; a trainer calls
+//! [`Sac::act`], [`Sac::observe`] and [`Sac::update`], and [`Sac::save`] / [`Sac::load`] for
+//! checkpoints. [`bench::update_benchmark`] times updates per combiner on synthetic data.
+
+mod adam;
+pub mod bench;
+mod component;
+mod config;
+mod error;
+mod layout;
+mod network;
+mod policy;
+mod replay;
+mod sac;
+
+pub use component::ComponentReport;
+pub use config::{Architecture, CombineConfig, Component, DeviceChoice, SacConfig, Sampling, Temperature};
+pub use error::{AgentError, SkipReason};
+pub use replay::{HostBatch, ReplayBuffer};
+pub use sac::{ActionMode, Sac, UpdateReport};

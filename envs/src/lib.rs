@@ -1,5 +1,22 @@
 //! Multi-task vector environments: `K` tasks stepped together behind one interface, with plain
 //! `f32` buffers so nothing Python-shaped reaches the learner.
+//!
+//! - [`toy`]: a pure-Rust point-mass suite (always built);
+//! - [`metaworld`]: Meta-World MT10 (or a subset) through embedded CPython (feature `metaworld`);
+//! - [`Worker`]: steps an env on its own thread so env stepping overlaps learning;
+//! - [`EnvConfig`] / [`build_env`]: what a config file names, and the env it builds.
+
+mod config;
+#[cfg(feature = "metaworld")]
+pub mod metaworld;
+mod metaworld_config;
+mod reward_normalization;
+pub mod toy;
+
+pub use config::{build_env, EnvConfig};
+pub use metaworld_config::{MetaWorldConfig, Preset, RewardVersion, VectorStrategy, MT10_TASKS};
+pub use reward_normalization::{RewardNormalization, RunningStdNormalizer};
+pub use toy::{ToyConfig, ToyEnv};
 
 /// What the learner needs to know about a multi-task vector environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +32,26 @@ pub struct EnvSpec {
 impl EnvSpec {
     pub fn num_tasks(&self) -> usize {
         self.task_names.len()
+    }
+
+    /// Rejects action buffers of the wrong length or with non-finite values (which would poison
+    /// the simulation state for the rest of the episode).
+    pub fn check_actions(&self, actions: &[f32]) -> Result<(), EnvError> {
+        let expected = self.num_tasks() * self.action_dim;
+        if actions.len() != expected {
+            return Err(EnvError::ActionShape {
+                expected,
+                tasks: self.num_tasks(),
+                action_dim: self.action_dim,
+                got: actions.len(),
+            });
+        }
+        match actions.iter().position(|a| !a.is_finite()) {
+            Some(at) => Err(EnvError::NonFiniteAction {
+                task: at / self.action_dim,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -47,5 +84,54 @@ pub trait MultiTaskEnv: Send {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     #[error("expected {expected} action values ({tasks} tasks x {action_dim}), got {got}")]
-    ActionShape { expected: usize, tasks: usize, action_dim: usize, got: usize },
+    ActionShape {
+        expected: usize,
+        tasks: usize,
+        action_dim: usize,
+        got: usize,
+    },
+    #[error("the action of task {task} is not finite")]
+    NonFiniteAction { task: usize },
+    #[error("invalid environment config: {0}")]
+    InvalidConfig(String),
+    #[error(
+        "this build has no MetaWorld support: build with the `metaworld` feature (on by default)"
+    )]
+    MetaWorldDisabled,
+    /// The embedded Python cannot run MetaWorld; raised once, at start-up.
+    #[error("{failure}: {detail}\n  fix: run `scripts/test` or `scripts/mt10` from the repository once; it creates the Python environment (.venv) and builds the binary against it")]
+    PythonSetup {
+        failure: PythonSetupFailure,
+        detail: String,
+    },
+    /// A Python exception while running the envs (message and traceback).
+    #[error("Python error in the MetaWorld envs: {0}")]
+    Python(String),
+    #[error("the env worker thread stopped: {0}")]
+    WorkerStopped(String),
+}
+
+/// Which part of the Python set-up failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonSetupFailure {
+    /// The interpreter that was loaded is not the version the venv was made for.
+    Interpreter,
+    /// The venv's site-packages folder is missing.
+    Venv,
+    /// `import metaworld` (or its dependencies) failed.
+    MetaWorldImport,
+}
+
+impl std::fmt::Display for PythonSetupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Interpreter => {
+                "the embedded Python interpreter does not match the project's Python environment"
+            }
+            Self::Venv => "the project's Python environment (.venv) is missing",
+            Self::MetaWorldImport => {
+                "`import metaworld` failed in the project's Python environment"
+            }
+        })
+    }
 }

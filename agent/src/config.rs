@@ -1,0 +1,238 @@
+//! The agent's hyper-parameters, named as in the SAC paper, with the two protocols of the spec as
+//! presets: `mtrl` (the papers' MT10 runs, the default) and `plus` (Meta-World+ style).
+use crate::AgentError;
+use serde::{Deserialize, Serialize};
+use solvers::{CombinerConfig, Method};
+use std::fmt;
+
+/// Which networks are shared between the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// One actor and one critic pair for all tasks ("MT-SAC").
+    MtSac,
+    /// A shared trunk with one linear output head per task.
+    MultiHead,
+    /// Independent networks per task (the "one SAC per task" upper bound), trained together.
+    PerTask,
+}
+
+/// One entropy temperature for all tasks, or one per task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Temperature {
+    Shared,
+    PerTask,
+}
+
+/// How the replay buffer is organised and sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// One ring buffer, batches drawn uniformly (task counts vary from batch to batch).
+    Uniform,
+    /// One ring per task, every batch holds `batch_size / K` samples of each task.
+    Stratified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda,
+    /// CUDA when libtorch sees a GPU, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<tch::Device, AgentError> {
+        match self {
+            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceChoice::Cuda => Err(AgentError::CudaUnavailable),
+            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+        }
+    }
+}
+
+/// The three parts of SAC that are optimised separately, each with its own loss, Adam and
+/// combiner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    Critic,
+    Actor,
+    Alpha,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Critic, Component::Actor, Component::Alpha];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Critic => "critic",
+            Component::Actor => "actor",
+            Component::Alpha => "alpha",
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the per-task losses of a component are turned into one update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CombineConfig {
+    pub combiner: CombinerConfig,
+    /// The components the combiner reweights; the others use `ls` (the mean of the task
+    /// losses). `None`: all three, except FAMO, which its reference applies to the critic only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<Component>>,
+    /// Gradient methods recompute their weights every this many updates and reuse them as fixed
+    /// loss weights in between, with one plain backward pass (the Nash-MTL-k idea).
+    pub update_weights_every: usize,
+}
+
+impl CombineConfig {
+    pub fn new(method: Method) -> Self {
+        Self { combiner: CombinerConfig::new(method), components: None, update_weights_every: 1 }
+    }
+
+    pub fn applies_to(&self, component: Component) -> bool {
+        match &self.components {
+            Some(components) => components.contains(&component),
+            None => self.combiner.method != Method::Famo || component == Component::Critic,
+        }
+    }
+}
+
+/// Everything the learner needs to know; the defaults are the papers' MT10 protocol (`mtrl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SacConfig {
+    pub architecture: Architecture,
+    /// Append a one-hot task id to the observation (leave off when the environment already
+    /// provides one).
+    pub task_one_hot: bool,
+    /// Hidden layer widths of the actor and of each critic.
+    pub hidden: Vec<usize>,
+    pub temperature: Temperature,
+    /// Initial entropy temperature alpha.
+    pub init_temperature: f64,
+    /// Target entropy; `None` means `-|A|`.
+    pub target_entropy: Option<f64>,
+    /// Discount.
+    pub gamma: f64,
+    /// Polyak coefficient of the target critics, applied after every update.
+    pub tau: f64,
+    pub actor_lr: f64,
+    pub critic_lr: f64,
+    pub alpha_lr: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    /// Clip each component's update direction to this global norm.
+    pub max_grad_norm: Option<f64>,
+    /// The actor's raw log-std is squashed into `[log_std_min, log_std_max]`.
+    pub log_std_min: f64,
+    pub log_std_max: f64,
+    /// Transitions per update, over all tasks.
+    pub batch_size: usize,
+    /// Replay capacity in transitions, over all tasks.
+    pub replay_capacity: usize,
+    pub sampling: Sampling,
+    pub device: DeviceChoice,
+    pub combine: CombineConfig,
+    /// A component whose update is skipped (non-finite loss or gradient) this many times in a
+    /// row stops the run with [`AgentError::Diverged`].
+    pub max_consecutive_skips: usize,
+}
+
+impl Default for SacConfig {
+    fn default() -> Self {
+        Self::mtrl()
+    }
+}
+
+impl SacConfig {
+    /// The papers' MT10 protocol: MT-SAC on observations only, one temperature, uniform
+    /// sampling from one shared buffer of 1M transitions, batch 1280.
+    pub fn mtrl() -> Self {
+        Self {
+            architecture: Architecture::MtSac,
+            task_one_hot: false,
+            hidden: vec![400, 400, 400],
+            temperature: Temperature::Shared,
+            init_temperature: 1.0,
+            target_entropy: None,
+            gamma: 0.99,
+            tau: 0.005,
+            actor_lr: 3e-4,
+            critic_lr: 3e-4,
+            alpha_lr: 3e-4,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-8,
+            max_grad_norm: None,
+            log_std_min: -20.0,
+            log_std_max: 2.0,
+            batch_size: 1280,
+            replay_capacity: 1_000_000,
+            sampling: Sampling::Uniform,
+            device: DeviceChoice::Auto,
+            combine: CombineConfig::new(Method::Ls),
+            max_consecutive_skips: 100,
+        }
+    }
+
+    /// Meta-World+ style: multi-head networks, per-task temperatures, 128 samples per task,
+    /// Adam eps 1e-5, global gradient-norm clip 1. The environment supplies the one-hot task id
+    /// (`use_one_hot=True`).
+    pub fn plus() -> Self {
+        Self {
+            architecture: Architecture::MultiHead,
+            temperature: Temperature::PerTask,
+            adam_eps: 1e-5,
+            max_grad_norm: Some(1.0),
+            sampling: Sampling::Stratified,
+            ..Self::mtrl()
+        }
+    }
+
+    pub fn preset(name: &str) -> Result<Self, AgentError> {
+        match name {
+            "mtrl" => Ok(Self::mtrl()),
+            "plus" => Ok(Self::plus()),
+            _ => Err(AgentError::Config(format!("unknown preset `{name}` (expected mtrl or plus)"))),
+        }
+    }
+
+    pub(crate) fn validate(&self, num_tasks: usize) -> Result<(), AgentError> {
+        let problem = if num_tasks == 0 {
+            Some("the environment has no tasks".to_string())
+        } else if self.hidden.is_empty() || self.hidden.contains(&0) {
+            Some("`hidden` needs at least one layer, all wider than 0".to_string())
+        } else if self.batch_size < num_tasks {
+            Some(format!("batch_size {} is smaller than the number of tasks {num_tasks}", self.batch_size))
+        } else if self.replay_capacity < num_tasks {
+            Some(format!("replay_capacity {} is smaller than the number of tasks {num_tasks}", self.replay_capacity))
+        } else if self.combine.update_weights_every == 0 {
+            Some("update_weights_every must be at least 1".to_string())
+        } else if self.max_consecutive_skips == 0 {
+            Some("max_consecutive_skips must be at least 1".to_string())
+        } else if !(self.log_std_min < self.log_std_max) {
+            Some("log_std_min must be below log_std_max".to_string())
+        } else if !(self.init_temperature > 0.0) {
+            Some("init_temperature must be positive".to_string())
+        } else if self.max_grad_norm.is_some_and(|c| !(c > 0.0)) {
+            Some("max_grad_norm must be positive".to_string())
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |p| Err(AgentError::Config(p)))
+    }
+}

@@ -1,0 +1,121 @@
+//! How a batch, stored flat with its rows sorted by task, is laid out for a forward pass, and how
+//! per-sample losses become per-task means.
+use tch::{Device, Tensor};
+
+pub(crate) enum Layout {
+    /// `[B, ...]`: as stored. Only for networks whose parameters are all shared.
+    Flat {
+        /// Each row's task.
+        task: Tensor,
+        /// `1 / n_k` for a row of task `k`, so that a weighted sum per task is its mean.
+        row_weight: Tensor,
+        num_tasks: i64,
+    },
+    /// `[K, n, ...]`: row `k` holds task `k`'s `n_k` samples, padded to `n = max n_k` with
+    /// copies of a real row that carry weight 0.
+    TaskMajor {
+        /// For each of the `K * n` slots, the flat row it holds.
+        gather: Tensor,
+        /// For each flat row, its slot: undoes `gather`.
+        slot: Tensor,
+        /// `[K, n]`: `1 / n_k` on real samples, 0 on padding.
+        slot_weight: Tensor,
+        num_tasks: i64,
+        per_task: i64,
+    },
+}
+
+impl Layout {
+    /// `counts[k]` rows of task `k`, stored consecutively in task order.
+    pub fn flat(counts: &[usize], device: Device) -> Self {
+        let task: Vec<i64> = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as i64, n)).collect();
+        let row_weight: Vec<f32> = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
+        Layout::Flat {
+            task: Tensor::from_slice(&task).to_device(device),
+            row_weight: Tensor::from_slice(&row_weight).to_device(device),
+            num_tasks: counts.len() as i64,
+        }
+    }
+
+    pub fn task_major(counts: &[usize], device: Device) -> Self {
+        let per_task = counts.iter().copied().max().unwrap_or(0).max(1);
+        let last_row = counts.iter().sum::<usize>().saturating_sub(1);
+        let (mut gather, mut slot, mut slot_weight) = (Vec::new(), Vec::new(), Vec::new());
+        let mut first_row = 0;
+        for (k, &n) in counts.iter().enumerate() {
+            for j in 0..per_task {
+                // Padding repeats a real row (any row: its weight is 0) so values stay finite.
+                let row = if j < n { first_row + j } else { first_row.min(last_row) };
+                gather.push(row as i64);
+                slot_weight.push(if j < n { 1.0 / n as f32 } else { 0.0 });
+            }
+            slot.extend((0..n).map(|j| (k * per_task + j) as i64));
+            first_row += n;
+        }
+        Layout::TaskMajor {
+            gather: Tensor::from_slice(&gather).to_device(device),
+            slot: Tensor::from_slice(&slot).to_device(device),
+            slot_weight: Tensor::from_slice(&slot_weight).view([counts.len() as i64, per_task as i64]).to_device(device),
+            num_tasks: counts.len() as i64,
+            per_task: per_task as i64,
+        }
+    }
+
+    /// Arranges a flat tensor (`[B, ...]`, rows sorted by task) in this layout.
+    pub fn arrange(&self, flat: &Tensor) -> Tensor {
+        match self {
+            Layout::Flat { .. } => flat.shallow_clone(),
+            Layout::TaskMajor { gather, num_tasks, per_task, .. } => {
+                let mut shape = vec![*num_tasks, *per_task];
+                shape.extend_from_slice(&flat.size()[1..]);
+                flat.index_select(0, gather).view(shape.as_slice())
+            }
+        }
+    }
+
+    /// The inverse of [`Layout::arrange`]: back to flat rows, padding dropped.
+    pub fn to_flat(&self, arranged: &Tensor) -> Tensor {
+        match self {
+            Layout::Flat { .. } => arranged.shallow_clone(),
+            Layout::TaskMajor { slot, .. } => {
+                let mut shape = vec![-1];
+                shape.extend_from_slice(&arranged.size()[2..]);
+                arranged.reshape(shape.as_slice()).index_select(0, slot)
+            }
+        }
+    }
+
+    /// `[K]`: the mean over each task's samples of a per-sample value (`[B]` or `[K, n]`);
+    /// 0 for a task without samples.
+    pub fn task_means(&self, per_sample: &Tensor) -> Tensor {
+        match self {
+            Layout::Flat { task, row_weight, num_tasks } => {
+                Tensor::zeros([*num_tasks], (per_sample.kind(), per_sample.device())).index_add(0, task, &(per_sample * row_weight))
+            }
+            Layout::TaskMajor { slot_weight, .. } => (per_sample * slot_weight).sum_dim_intlist(1, false, per_sample.kind()),
+        }
+    }
+
+    /// A per-task value (`[K]`) broadcast to every sample.
+    pub fn per_task(&self, values: &Tensor) -> Tensor {
+        match self {
+            Layout::Flat { task, .. } => values.index_select(0, task),
+            Layout::TaskMajor { .. } => values.unsqueeze(1),
+        }
+    }
+}
+
+/// The layouts of one batch: `plain` for passes on the shared parameters (flat when the
+/// networks allow it), `task_major` for passes on per-task copies.
+pub(crate) struct Layouts {
+    pub plain: Layout,
+    pub task_major: Layout,
+}
+
+impl Layouts {
+    pub fn new(counts: &[usize], plain_needs_task_major: bool, device: Device) -> Self {
+        let task_major = Layout::task_major(counts, device);
+        let plain = if plain_needs_task_major { Layout::task_major(counts, device) } else { Layout::flat(counts, device) };
+        Self { plain, task_major }
+    }
+}

@@ -1,0 +1,112 @@
+//! Multi-layer perceptrons whose parameters live outside them, so that one forward serves the
+//! live parameters, detached ones, and the per-task copies stacked along a task dimension.
+//!
+//! A weight is `[out, in]` when shared by all tasks and `[K, out, in]` when each task has its own
+//! (task heads, per-task networks, or the copies made for per-task gradients); biases likewise.
+//! Inputs are `[B, in]` (rows of any task, shared weights only) or `[K, n, in]` (row `k` holds
+//! task `k`'s samples), see [`crate::layout::Layout`].
+use tch::{Device, Kind, Tensor};
+
+/// A parameter tensor and whether it belongs to single tasks (leading dimension `K`) rather
+/// than being shared by all of them.
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub value: Tensor,
+    pub per_task: bool,
+}
+
+/// Layer sizes plus, per layer, whether each task has its own copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Mlp {
+    sizes: Vec<usize>,
+    per_task: Vec<bool>,
+    num_tasks: usize,
+}
+
+impl Mlp {
+    /// `input -> hidden... -> output`, ReLU between layers, no output activation.
+    pub fn new(input: usize, hidden: &[usize], output: usize, per_task: impl Fn(usize, usize) -> bool, num_tasks: usize) -> Self {
+        let sizes: Vec<usize> = std::iter::once(input).chain(hidden.iter().copied()).chain([output]).collect();
+        let layers = sizes.len() - 1;
+        let per_task = (0..layers).map(|layer| per_task(layer, layers)).collect();
+        Self { sizes, per_task, num_tasks }
+    }
+
+    /// Fresh parameters: xavier-uniform weights, zero biases (each task's block initialised
+    /// with its layer's fan-in and fan-out), in the order `[w0, b0, w1, b1, ...]`.
+    pub fn init(&self, device: Device) -> Vec<Param> {
+        let mut params = Vec::with_capacity(2 * self.per_task.len());
+        for (layer, &per_task) in self.per_task.iter().enumerate() {
+            let (fan_in, fan_out) = (self.sizes[layer] as i64, self.sizes[layer + 1] as i64);
+            let task_dim: Vec<i64> = if per_task { vec![self.num_tasks as i64] } else { vec![] };
+            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            let weight_shape: Vec<i64> = task_dim.iter().copied().chain([fan_out, fan_in]).collect();
+            let bias_shape: Vec<i64> = task_dim.iter().copied().chain([fan_out]).collect();
+            let weight = Tensor::empty(weight_shape.as_slice(), (Kind::Float, device)).uniform_(-bound, bound);
+            let bias = Tensor::zeros(bias_shape.as_slice(), (Kind::Float, device));
+            params.push(Param { value: weight.set_requires_grad(true), per_task });
+            params.push(Param { value: bias.set_requires_grad(true), per_task });
+        }
+        params
+    }
+
+    pub fn num_tensors(&self) -> usize {
+        2 * self.per_task.len()
+    }
+
+    /// Whether any layer has per-task parameters, which needs task-major (`[K, n, in]`) inputs.
+    pub fn has_per_task_layers(&self) -> bool {
+        self.per_task.iter().any(|&p| p)
+    }
+
+    pub fn forward(&self, params: &[Tensor], input: &Tensor) -> Tensor {
+        debug_assert_eq!(params.len(), self.num_tensors());
+        let last = self.per_task.len() - 1;
+        let mut x = input.shallow_clone();
+        for (layer, weight_bias) in params.chunks(2).enumerate() {
+            x = linear(&x, &weight_bias[0], &weight_bias[1]);
+            if layer < last {
+                x = x.relu();
+            }
+        }
+        x
+    }
+}
+
+fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
+    match (x.dim(), weight.dim()) {
+        (2, 2) => bias.addmm(x, &weight.tr()),
+        (3, 3) => bias.unsqueeze(1).baddbmm(x, &weight.transpose(1, 2), 1.0, 1.0),
+        // Task-major input through a shared layer: one matrix product over all rows.
+        _ => x.matmul(&weight.tr()) + bias,
+    }
+}
+
+/// The twin Q-networks, `Q(s, a)` on `concat(obs, action)`; their parameters are `q1 ++ q2`.
+#[derive(Debug, Clone)]
+pub(crate) struct TwinCritic {
+    q: Mlp,
+}
+
+impl TwinCritic {
+    pub fn new(q: Mlp) -> Self {
+        Self { q }
+    }
+
+    pub fn init(&self, device: Device) -> Vec<Param> {
+        let mut params = self.q.init(device);
+        params.extend(self.q.init(device));
+        params
+    }
+
+    pub fn has_per_task_layers(&self) -> bool {
+        self.q.has_per_task_layers()
+    }
+
+    /// `(Q1, Q2)`, one value per sample (`[B]` or `[K, n]`).
+    pub fn q_values(&self, params: &[Tensor], obs: &Tensor, action: &Tensor) -> (Tensor, Tensor) {
+        let input = Tensor::cat(&[obs, action], -1);
+        let (q1, q2) = params.split_at(self.q.num_tensors());
+        (self.q.forward(q1, &input).squeeze_dim(-1), self.q.forward(q2, &input).squeeze_dim(-1))
+    }
+}

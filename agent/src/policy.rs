@@ -1,0 +1,51 @@
+//! The actor: a tanh-squashed diagonal Gaussian whose mean and raw log-std come from one MLP.
+use crate::network::{Mlp, Param};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone)]
+pub(crate) struct SquashedGaussian {
+    net: Mlp,
+    log_std_min: f64,
+    log_std_max: f64,
+}
+
+impl SquashedGaussian {
+    /// `net` must output `2 * action_dim` values: the mean, then the raw log-std.
+    pub fn new(net: Mlp, log_std_min: f64, log_std_max: f64) -> Self {
+        Self { net, log_std_min, log_std_max }
+    }
+
+    pub fn init(&self, device: Device) -> Vec<Param> {
+        self.net.init(device)
+    }
+
+    pub fn has_per_task_layers(&self) -> bool {
+        self.net.has_per_task_layers()
+    }
+
+    fn mean_and_log_std(&self, params: &[Tensor], obs: &Tensor) -> (Tensor, Tensor) {
+        let out = self.net.forward(params, obs).chunk(2, -1);
+        // A smooth map of the raw output onto [min, max], unlike clamping it keeps a gradient.
+        let log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (out[1].tanh() + 1.0);
+        (out[0].shallow_clone(), log_std)
+    }
+
+    /// A reparameterised action sample and its log-probability (one per sample), from standard
+    /// normal `noise` shaped like the action.
+    pub fn sample(&self, params: &[Tensor], obs: &Tensor, noise: &Tensor) -> (Tensor, Tensor) {
+        let (mean, log_std) = self.mean_and_log_std(params, obs);
+        let pre_tanh = &mean + noise * log_std.exp();
+        let action = pre_tanh.tanh();
+        let action_dim = mean.size()[mean.dim() - 1] as f64;
+        let gaussian_log_prob = (noise.square() * -0.5 - &log_std).sum_dim_intlist(-1, false, Kind::Float)
+            - 0.5 * (2.0 * std::f64::consts::PI).ln() * action_dim;
+        // Change of variables through tanh; the relu and 1e-6 keep it finite where tanh saturates.
+        let squash_correction = ((action.square() * -1.0 + 1.0).relu() + 1e-6).log().sum_dim_intlist(-1, false, Kind::Float);
+        (action, gaussian_log_prob - squash_correction)
+    }
+
+    /// The deterministic (evaluation) action `tanh(mean)`.
+    pub fn mean_action(&self, params: &[Tensor], obs: &Tensor) -> Tensor {
+        self.mean_and_log_std(params, obs).0.tanh()
+    }
+}

@@ -1,0 +1,402 @@
+//! Multi-task Soft Actor-Critic (Haarnoja et al. 2018) as the papers' MT10 code (mtrl) runs it,
+//! with each of the critic, actor and temperature updates turned from per-task losses into one
+//! step by a gradient combiner (see [`crate::component`]).
+use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
+use crate::config::{Architecture, Component, SacConfig, Temperature};
+use crate::layout::{Layout, Layouts};
+use crate::network::{Mlp, Param, TwinCritic};
+use crate::policy::SquashedGaussian;
+use crate::replay::{HostBatch, ReplayBuffer};
+use crate::AgentError;
+use envs::{EnvSpec, VecStep};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use solvers::{CombinerConfig, Method};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionMode {
+    /// A sample of the squashed Gaussian (exploration).
+    Stochastic,
+    /// `tanh(mean)` (evaluation).
+    Deterministic,
+}
+
+/// What one SAC update did, for logging.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    pub critic: ComponentReport,
+    pub actor: ComponentReport,
+    pub alpha: ComponentReport,
+    /// The temperature of each task after the update.
+    pub alpha_values: Vec<f64>,
+    /// Time to draw the batch and move it to the device.
+    pub sample_ms: f64,
+    /// Time of the whole update.
+    pub ms: f64,
+}
+
+/// The batch on the device, rows sorted by task (network inputs include the one-hot when used),
+/// with the standard normal draws of the policy samples, so that every evaluation of a loss on
+/// this batch (in any layout) is the same function of the parameters.
+struct Batch {
+    obs: Tensor,
+    action: Tensor,
+    reward: Tensor,
+    next_obs: Tensor,
+    not_done: Tensor,
+    noise: Tensor,
+    next_noise: Tensor,
+}
+
+pub struct Sac {
+    pub(crate) config: SacConfig,
+    num_tasks: usize,
+    obs_dim: usize,
+    action_dim: usize,
+    device: Device,
+    actor: SquashedGaussian,
+    critic: TwinCritic,
+    pub(crate) critic_target: Vec<Tensor>,
+    pub(crate) critic_learner: ComponentLearner,
+    pub(crate) actor_learner: ComponentLearner,
+    /// Optimises `log(alpha)`, one value shared by all tasks or one per task.
+    pub(crate) alpha_learner: ComponentLearner,
+    target_entropy: f64,
+    replay: ReplayBuffer,
+    rng: ChaCha8Rng,
+}
+
+impl Sac {
+    pub fn new(config: SacConfig, spec: &EnvSpec, seed: u64) -> Result<Self, AgentError> {
+        let (k, obs_dim, action_dim) = (spec.num_tasks(), spec.obs_dim, spec.action_dim);
+        config.validate(k)?;
+        let device = config.device.resolve()?;
+        tch::manual_seed(seed as i64);
+        let architecture = config.architecture;
+        let per_task_layer = move |layer: usize, layers: usize| match architecture {
+            Architecture::MtSac => false,
+            Architecture::MultiHead => layer + 1 == layers,
+            Architecture::PerTask => true,
+        };
+        let input = obs_dim + if config.task_one_hot { k } else { 0 };
+        let actor = SquashedGaussian::new(
+            Mlp::new(input, &config.hidden, 2 * action_dim, per_task_layer, k),
+            config.log_std_min,
+            config.log_std_max,
+        );
+        let critic = TwinCritic::new(Mlp::new(input + action_dim, &config.hidden, 1, per_task_layer, k));
+        let critic_params = critic.init(device);
+        let critic_target = critic_params.iter().map(|p| p.value.detach().copy()).collect();
+        let per_task_alpha = config.temperature == Temperature::PerTask;
+        let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
+        let alpha_params = vec![Param { value: log_alpha.set_requires_grad(true), per_task: per_task_alpha }];
+        let learner = |component: Component, params: Vec<Param>, lr: f64| -> Result<ComponentLearner, AgentError> {
+            // Tasks that share no parameters have no gradient conflict to resolve.
+            let combiner_config = if config.combine.applies_to(component) && ComponentLearner::has_shared_params(&params) {
+                config.combine.combiner.clone()
+            } else {
+                CombinerConfig::new(Method::Ls)
+            };
+            let combiner = combiner_config.build(k).map_err(|source| AgentError::Solver { component, source })?;
+            let settings = LearnerSettings {
+                lr,
+                beta1: config.adam_beta1,
+                beta2: config.adam_beta2,
+                eps: config.adam_eps,
+                max_grad_norm: config.max_grad_norm,
+                update_weights_every: config.combine.update_weights_every,
+                max_consecutive_skips: config.max_consecutive_skips,
+            };
+            Ok(ComponentLearner::new(component, params, k, combiner, &settings))
+        };
+        let critic_learner = learner(Component::Critic, critic_params, config.critic_lr)?;
+        let actor_learner = learner(Component::Actor, actor.init(device), config.actor_lr)?;
+        let alpha_learner = learner(Component::Alpha, alpha_params, config.alpha_lr)?;
+        let replay = ReplayBuffer::new(config.sampling, config.replay_capacity, k, obs_dim, action_dim);
+        Ok(Self {
+            target_entropy: config.target_entropy.unwrap_or(-(action_dim as f64)),
+            config,
+            num_tasks: k,
+            obs_dim,
+            action_dim,
+            device,
+            actor,
+            critic,
+            critic_target,
+            critic_learner,
+            actor_learner,
+            alpha_learner,
+            replay,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    pub fn config(&self) -> &SacConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn num_tasks(&self) -> usize {
+        self.num_tasks
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    pub fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+
+    pub fn replay(&self) -> &ReplayBuffer {
+        &self.replay
+    }
+
+    /// Updates done so far (skipped ones included).
+    pub fn updates(&self) -> u64 {
+        self.critic_learner.updates
+    }
+
+    /// Updates not applied because of a non-finite loss or gradient, per component.
+    pub fn skipped_updates(&self) -> [(Component, u64); 3] {
+        [&self.critic_learner, &self.actor_learner, &self.alpha_learner].map(|l| (l.component, l.skipped_updates))
+    }
+
+    /// The current temperature of each task.
+    pub fn alpha(&self) -> Result<Vec<f64>, AgentError> {
+        Ok(Vec::<f64>::try_from(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
+    }
+
+    /// Actions for one observation per task (`K * obs_dim`, task-major), `K * action_dim` values.
+    pub fn act(&self, obs: &[f32], mode: ActionMode) -> Result<Vec<f32>, AgentError> {
+        let (k, device) = (self.num_tasks, self.device);
+        if obs.len() != k * self.obs_dim {
+            return Err(AgentError::Shape { what: "observations", expected: k * self.obs_dim, got: obs.len() });
+        }
+        let counts = vec![1; k];
+        let layout = if self.plain_needs_task_major() { Layout::task_major(&counts, device) } else { Layout::flat(&counts, device) };
+        let task = Tensor::arange(k as i64, (Kind::Int64, device));
+        let obs = self.network_input(Tensor::from_slice(obs).view([k as i64, -1]).to_device(device), &task);
+        let action = tch::no_grad(|| {
+            let obs = layout.arrange(&obs);
+            let params = &self.actor_learner.params;
+            let action = match mode {
+                ActionMode::Stochastic => {
+                    let noise = Tensor::randn([k as i64, self.action_dim as i64], (Kind::Float, device));
+                    self.actor.sample(params, &obs, &layout.arrange(&noise)).0
+                }
+                ActionMode::Deterministic => self.actor.mean_action(params, &obs),
+            };
+            layout.to_flat(&action)
+        });
+        Ok(Vec::<f32>::try_from(&action.reshape([-1]))?)
+    }
+
+    /// Uniform random actions in `[-1, 1]` for every task (the warm-up phase).
+    pub fn random_actions(&mut self) -> Vec<f32> {
+        (0..self.num_tasks * self.action_dim).map(|_| self.rng.gen_range(-1.0..=1.0)).collect()
+    }
+
+    /// Stores the transitions of one vector step taken from `obs` with `actions`.
+    pub fn observe(&mut self, obs: &[f32], actions: &[f32], step: &VecStep) -> Result<(), AgentError> {
+        self.replay.push(obs, actions, &step.rewards, &step.next_obs, &step.terminated)
+    }
+
+    /// One SAC update on a batch from the replay buffer: critic, then actor, then temperature,
+    /// then the Polyak update of the target critics.
+    pub fn update(&mut self) -> Result<UpdateReport, AgentError> {
+        let start = Instant::now();
+        let host = self.replay.sample(self.config.batch_size, &mut self.rng)?;
+        let batch = self.to_device(&host);
+        let layouts = Layouts::new(&host.counts, self.plain_needs_task_major(), self.device);
+        let sample_ms = start.elapsed().as_secs_f64() * 1e3;
+        let (k, gamma, tau, target_entropy) = (self.num_tasks, self.config.gamma, self.config.tau, self.target_entropy);
+        let (actor, critic) = (&self.actor, &self.critic);
+        let alpha = alpha_per_task(&self.alpha_learner.params, k).detach();
+
+        // Critic: both Q-networks regress on the soft Bellman target of the current policy.
+        let target_q = tch::no_grad(|| {
+            let layout = &layouts.plain;
+            let next_obs = layout.arrange(&batch.next_obs);
+            let (next_action, next_log_prob) =
+                actor.sample(&self.actor_learner.params, &next_obs, &layout.arrange(&batch.next_noise));
+            let (q1, q2) = critic.q_values(&self.critic_target, &next_obs, &next_action);
+            let soft_value = q1.minimum(&q2) - layout.per_task(&alpha) * next_log_prob;
+            layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
+        });
+        let critic_report = self.critic_learner.step(&layouts, &mut self.rng, |params, layout| {
+            critic_task_losses(critic, params, layout, &batch, &target_q)
+        })?;
+
+        // Actor: maximise the soft value under the updated critic (whose parameters it does not train).
+        let critic_params = self.critic_learner.detached();
+        let mut entropy_gap = None;
+        let actor_report = self.actor_learner.step(&layouts, &mut self.rng, |params, layout| {
+            let (losses, log_prob) = actor_task_losses(actor, critic, params, &critic_params, layout, &batch, &alpha);
+            // The temperature learns from the log-probabilities of this pass (as mtrl), not from
+            // a re-evaluation after the step (FAMO).
+            entropy_gap.get_or_insert_with(|| layout.task_means(&(-log_prob - target_entropy)).detach());
+            losses
+        })?;
+
+        // Temperature: alpha_k rises while task k's policy entropy is below the target.
+        let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
+        let alpha_report =
+            self.alpha_learner.step(&layouts, &mut self.rng, |params, _| alpha_per_task(params, k) * &entropy_gap)?;
+
+        tch::no_grad(|| {
+            for (target, param) in self.critic_target.iter_mut().zip(&self.critic_learner.params) {
+                let _ = target.lerp_(param, tau);
+            }
+        });
+        Ok(UpdateReport {
+            critic: critic_report,
+            actor: actor_report,
+            alpha: alpha_report,
+            alpha_values: self.alpha()?,
+            sample_ms,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Networks with per-task layers need task-major inputs even for plain passes.
+    fn plain_needs_task_major(&self) -> bool {
+        self.actor.has_per_task_layers() || self.critic.has_per_task_layers()
+    }
+
+    /// The observation, with the one-hot task id appended when configured.
+    fn network_input(&self, obs: Tensor, task: &Tensor) -> Tensor {
+        if self.config.task_one_hot {
+            Tensor::cat(&[obs, task.one_hot(self.num_tasks as i64).to_kind(Kind::Float)], 1)
+        } else {
+            obs
+        }
+    }
+
+    fn to_device(&self, host: &HostBatch) -> Batch {
+        let rows = host.task.len() as i64;
+        let device = self.device;
+        let task = Tensor::from_slice(&host.task).to_device(device);
+        let matrix = |values: &[f32]| Tensor::from_slice(values).view([rows, -1]).to_device(device);
+        Batch {
+            obs: self.network_input(matrix(&host.obs), &task),
+            action: matrix(&host.action),
+            reward: Tensor::from_slice(&host.reward).to_device(device),
+            next_obs: self.network_input(matrix(&host.next_obs), &task),
+            not_done: Tensor::from_slice(&host.not_done).to_device(device),
+            noise: Tensor::randn([rows, self.action_dim as i64], (Kind::Float, device)),
+            next_noise: Tensor::randn([rows, self.action_dim as i64], (Kind::Float, device)),
+        }
+    }
+}
+
+/// `[K]`: each task's mean of `(Q1 - y)^2 + (Q2 - y)^2`.
+fn critic_task_losses(critic: &TwinCritic, params: &[Tensor], layout: &Layout, batch: &Batch, target_q: &Tensor) -> Tensor {
+    let (q1, q2) = critic.q_values(params, &layout.arrange(&batch.obs), &layout.arrange(&batch.action));
+    let target_q = layout.arrange(target_q);
+    layout.task_means(&((q1 - &target_q).square() + (q2 - &target_q).square()))
+}
+
+/// `[K]`: each task's mean of `alpha_k log pi(a|s) - min(Q1, Q2)(s, a)` with `a ~ pi(s)`, and
+/// the per-sample log-probabilities.
+fn actor_task_losses(
+    actor: &SquashedGaussian,
+    critic: &TwinCritic,
+    params: &[Tensor],
+    critic_params: &[Tensor],
+    layout: &Layout,
+    batch: &Batch,
+    alpha: &Tensor,
+) -> (Tensor, Tensor) {
+    let obs = layout.arrange(&batch.obs);
+    let (action, log_prob) = actor.sample(params, &obs, &layout.arrange(&batch.noise));
+    let (q1, q2) = critic.q_values(critic_params, &obs, &action);
+    (layout.task_means(&(layout.per_task(alpha) * &log_prob - q1.minimum(&q2))), log_prob)
+}
+
+/// `alpha_k = exp(log_alpha)` for every task, from one shared value (`[1]`), its per-task
+/// copies (`[K, 1]`) or per-task values (`[K]`).
+fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
+    log_alpha[0].exp().reshape([-1]).expand([num_tasks as i64], false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::fill_with_synthetic_transitions;
+    use crate::component::task_gradients;
+    use crate::config::DeviceChoice;
+
+    fn small_sac(architecture: Architecture, temperature: Temperature, seed: u64) -> Sac {
+        let spec = EnvSpec {
+            task_names: ["a", "b", "c"].map(String::from).to_vec(),
+            obs_dim: 5,
+            action_dim: 2,
+            max_episode_steps: 10,
+        };
+        let config = SacConfig {
+            architecture,
+            temperature,
+            hidden: vec![32, 32],
+            batch_size: 45,
+            replay_capacity: 600,
+            device: DeviceChoice::Cpu,
+            ..SacConfig::mtrl()
+        };
+        let mut sac = Sac::new(config, &spec, seed).unwrap();
+        fill_with_synthetic_transitions(&mut sac, 100, seed).unwrap();
+        sac
+    }
+
+    /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone.
+    fn assert_task_gradients_match(learner: &ComponentLearner, layouts: &Layouts, mut losses: impl FnMut(&[Tensor], &Layout) -> Tensor) {
+        let batched =
+            task_gradients(&learner.params, &learner.per_task, learner.num_tasks, &layouts.task_major, &mut losses).unwrap();
+        for task in 0..learner.num_tasks as i64 {
+            let loss = losses(&learner.params, &layouts.plain).get(task);
+            let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);
+            assert!(loss_error <= 1e-5 * loss.abs().double_value(&[]).max(1.0), "{}: task loss off by {loss_error}", learner.component);
+            let separate = Tensor::run_backward(&[loss], &learner.params, false, false);
+            for (i, ((batched, separate), &per_task)) in batched.grads.iter().zip(&separate).zip(&learner.per_task).enumerate() {
+                let expected = if per_task { separate.get(task) } else { separate.shallow_clone() };
+                let error = (batched.get(task) - &expected).abs().max().double_value(&[]);
+                let scale = expected.abs().max().double_value(&[]).max(1.0);
+                assert!(error <= 1e-5 * scale, "{} parameter {i}, task {task}: off by {error} (scale {scale})", learner.component);
+            }
+        }
+    }
+
+    #[test]
+    fn per_task_gradients_from_one_backward_equal_separate_backward_passes() {
+        for (architecture, temperature) in [
+            (Architecture::MtSac, Temperature::Shared),
+            (Architecture::MultiHead, Temperature::PerTask),
+            (Architecture::PerTask, Temperature::Shared),
+        ] {
+            let mut sac = small_sac(architecture, temperature, 7);
+            let host = sac.replay.sample(45, &mut sac.rng).unwrap();
+            assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
+            let batch = sac.to_device(&host);
+            let layouts = Layouts::new(&host.counts, sac.plain_needs_task_major(), sac.device);
+            let k = sac.num_tasks;
+            let alpha = alpha_per_task(&sac.alpha_learner.params, k).detach();
+            let target_q = Tensor::randn([host.task.len() as i64], (Kind::Float, sac.device));
+            let critic_params = sac.critic_learner.detached();
+            let (actor, critic) = (&sac.actor, &sac.critic);
+            assert_task_gradients_match(&sac.critic_learner, &layouts, |params, layout| {
+                critic_task_losses(critic, params, layout, &batch, &target_q)
+            });
+            assert_task_gradients_match(&sac.actor_learner, &layouts, |params, layout| {
+                actor_task_losses(actor, critic, params, &critic_params, layout, &batch, &alpha).0
+            });
+            let entropy_gap = Tensor::randn([k as i64], (Kind::Float, sac.device));
+            assert_task_gradients_match(&sac.alpha_learner, &layouts, |params, _| alpha_per_task(params, k) * &entropy_gap);
+        }
+    }
+}

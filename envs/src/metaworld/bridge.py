@@ -1,0 +1,127 @@
+"""The Python half of the MetaWorld bridge (run inside the embedded interpreter).
+
+It builds the vector env and turns one vector step into a few flat numpy arrays (true next
+observations merged from `final_obs`, success merged from `final_info`), so Rust makes one call
+per step and reads each array through one readonly view.
+"""
+
+import functools
+import sys
+import threading
+import time
+
+import gymnasium as gym
+import metaworld  # noqa: F401  (registers the Meta-World/* envs)
+import mujoco
+import numpy as np
+
+# MuJoCo resets an unstable simulation by itself and only raises one of these warning counters.
+UNSTABLE_WARNINGS = [
+    int(mujoco.mjtWarning.mjWARN_BADQPOS),
+    int(mujoco.mjtWarning.mjWARN_BADQVEL),
+    int(mujoco.mjtWarning.mjWARN_BADQACC),
+]
+
+
+# Meta-World passes `num_goals` through a module global while it builds the tasks, so envs built
+# on several threads at once (several workers) would see each other's value.
+_BUILDING = threading.Lock()
+
+# MuJoCo's default warning handler also appends to MUJOCO_LOG.TXT in the working directory.
+mujoco.set_mju_user_warning(lambda message: print(f"MuJoCo warning: {message}", file=sys.stderr))
+
+
+def make_envs(tasks, seed, vector_strategy, options):
+    """`tasks=None`: all of MT10 through `Meta-World/MT10`; otherwise one `Meta-World/MT1`
+    env per named task, in that order, with a one-hot as wide as the subset."""
+    if tasks is None:
+        return gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy=vector_strategy, **options)
+    # The MT1 entry point itself: `gym.make` would take `max_episode_steps` for its own wrapper.
+    entry_point = gym.registry["Meta-World/MT1"].entry_point
+    env_fns = [
+        functools.partial(
+            entry_point, env_name=f"{name}-v3", seed=seed, env_id=index, num_tasks=len(tasks), **options
+        )
+        for index, name in enumerate(tasks)
+    ]
+    vector_env = gym.vector.AsyncVectorEnv if vector_strategy == "async" else gym.vector.SyncVectorEnv
+    return vector_env(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class Bridge:
+    def __init__(self, tasks, seed, vector_strategy, options):
+        with _BUILDING:
+            self.envs = make_envs(tasks, seed, vector_strategy, options)
+        self.num_envs = self.envs.num_envs
+        self.obs_dim = int(np.prod(self.envs.single_observation_space.shape))
+        self.action_dim = int(np.prod(self.envs.single_action_space.shape))
+        # Async envs live in other processes, where their MuJoCo state cannot be read cheaply.
+        self._sims = [env.unwrapped.data for env in self.envs.envs] if hasattr(self.envs, "envs") else None
+        self._warnings = self._warning_counts()
+        self.instability_resets = 0
+
+    def _warning_counts(self):
+        if self._sims is None:
+            return None
+        return np.array([sum(sim.warning[w].number for w in UNSTABLE_WARNINGS) for sim in self._sims])
+
+    def reset(self):
+        obs, _ = self.envs.reset()
+        self._warnings = self._warning_counts()
+        return obs
+
+    def step(self, actions):
+        """Returns (obs, next_obs, rewards, terminated, truncated, success)."""
+        obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        success = np.zeros(self.num_envs, dtype=bool)
+        if "success" in info:
+            present = info["_success"]
+            success[present] = info["success"][present] > 0
+        next_obs = obs
+        if "final_obs" in info:
+            ended = info["_final_obs"]
+            next_obs = obs.copy()
+            next_obs[ended] = np.stack(info["final_obs"][ended])
+            final_info = info["final_info"]
+            if "success" in final_info:
+                present = final_info["_success"]
+                success[present] = final_info["success"][present] > 0
+        unstable = self._unstable(obs, next_obs) & ~(terminated | truncated)
+        if unstable.any():
+            obs, next_obs, rewards, truncated = self._restart(unstable, obs, next_obs, rewards, truncated)
+            success[unstable] = False
+        return obs, next_obs, rewards, terminated, truncated, success
+
+    def _unstable(self, obs, next_obs):
+        counts = self._warning_counts()
+        unstable = ~(np.isfinite(obs).all(axis=1) & np.isfinite(next_obs).all(axis=1))
+        if counts is not None:
+            unstable |= counts > self._warnings
+            self._warnings = counts
+        return unstable
+
+    def _restart(self, unstable, obs, next_obs, rewards, truncated):
+        """Ends the unstable envs' episodes as truncated (the transition is not terminal, only
+        cut), with zero reward and a finite last observation, and starts them afresh."""
+        self.instability_resets += int(unstable.sum())
+        next_obs = np.nan_to_num(next_obs if next_obs is not obs else obs.copy(), posinf=0.0, neginf=0.0)
+        rewards = np.where(unstable, 0.0, rewards)
+        truncated = truncated | unstable
+        restarted, _ = self.envs.reset(options={"reset_mask": unstable})
+        obs = np.where(unstable[:, None], restarted, obs)
+        self._warnings = self._warning_counts()
+        return obs, next_obs, rewards, truncated
+
+    def close(self):
+        self.envs.close()
+
+
+def plain_loop(bridge, steps):
+    """The baseline the bench compares with: a plain gymnasium loop over the same envs, random
+    actions, nothing else. Returns the seconds taken."""
+    envs = bridge.envs
+    envs.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        envs.step(envs.action_space.sample())
+    return time.perf_counter() - start
