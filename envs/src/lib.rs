@@ -12,11 +12,13 @@ pub mod metaworld;
 mod metaworld_config;
 mod reward_normalization;
 pub mod toy;
+mod worker;
 
 pub use config::{build_env, EnvConfig};
 pub use metaworld_config::{MetaWorldConfig, Preset, RewardVersion, VectorStrategy, MT10_TASKS};
 pub use reward_normalization::{RewardNormalization, RunningStdNormalizer};
 pub use toy::{ToyConfig, ToyEnv};
+pub use worker::{Worker, SHUTDOWN_TIMEOUT};
 
 /// What the learner needs to know about a multi-task vector environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +81,11 @@ pub trait MultiTaskEnv: Send {
     fn reset(&mut self) -> Result<Vec<f32>, EnvError>;
     /// Steps every task with its action (`K * action_dim`, in `[-1, 1]`); ended episodes reset.
     fn step(&mut self, actions: &[f32]) -> Result<VecStep, EnvError>;
+    /// How many times a task's simulation went numerically unstable and was reset (its episode
+    /// cut as truncated). Envs that cannot go unstable keep the default.
+    fn instability_resets(&self) -> u64 {
+        0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,19 +9,20 @@ import functools
 import sys
 import threading
 import time
+import warnings
 
 import gymnasium as gym
 import metaworld  # noqa: F401  (registers the Meta-World/* envs)
 import mujoco
 import numpy as np
 
-# MuJoCo resets an unstable simulation by itself and only raises one of these warning counters.
-UNSTABLE_WARNINGS = [
-    int(mujoco.mjtWarning.mjWARN_BADQPOS),
-    int(mujoco.mjtWarning.mjWARN_BADQVEL),
-    int(mujoco.mjtWarning.mjWARN_BADQACC),
-]
+# MuJoCo resets an unstable simulation by itself and only counts a warning: bad qpos, qvel or
+# qacc, adjacent in `mjtWarning`.
+UNSTABLE = slice(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQACC) + 1)
 
+
+# Meta-World's one-hot wrapper builds a float32 observation space from float64 bounds; harmless.
+warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
 
 # Meta-World passes `num_goals` through a module global while it builds the tasks, so envs built
 # on several threads at once (several workers) would see each other's value.
@@ -55,15 +56,17 @@ class Bridge:
         self.num_envs = self.envs.num_envs
         self.obs_dim = int(np.prod(self.envs.single_observation_space.shape))
         self.action_dim = int(np.prod(self.envs.single_action_space.shape))
-        # Async envs live in other processes, where their MuJoCo state cannot be read cheaply.
-        self._sims = [env.unwrapped.data for env in self.envs.envs] if hasattr(self.envs, "envs") else None
+        # Live views of each simulation's warning counters. Async envs live in other processes,
+        # where their MuJoCo state cannot be read cheaply.
+        sync_envs = getattr(self.envs, "envs", None)
+        self._counters = None if sync_envs is None else [env.unwrapped.data.warning.number for env in sync_envs]
         self._warnings = self._warning_counts()
         self.instability_resets = 0
 
     def _warning_counts(self):
-        if self._sims is None:
+        if self._counters is None:
             return None
-        return np.array([sum(sim.warning[w].number for w in UNSTABLE_WARNINGS) for sim in self._sims])
+        return np.array([counter[UNSTABLE].sum() for counter in self._counters])
 
     def reset(self):
         obs, _ = self.envs.reset()

@@ -9,7 +9,7 @@
 //! the `sync` strategy the bridge watches those counters (and non-finite observations) after
 //! every step; an env that went unstable has its episode cut (truncated, reward 0, non-finite
 //! values in its last observation zeroed), is reset, and is counted in
-//! [`MetaWorldEnv::instability_resets`]. With `async` the envs live in other processes whose
+//! [`MultiTaskEnv::instability_resets`]. With `async` the envs live in other processes whose
 //! MuJoCo state cannot be read cheaply, so only non-finite observations are caught there.
 //!
 //! `async` forks one process per env when the env is built: build it before libtorch (or CUDA)
@@ -91,17 +91,6 @@ impl MetaWorldEnv {
             normalizer,
         })
     }
-
-    /// How many times an env went numerically unstable and was reset (see the module docs).
-    pub fn instability_resets(&self) -> u64 {
-        Python::attach(|py| {
-            self.bridge
-                .bind(py)
-                .getattr("instability_resets")?
-                .extract()
-        })
-        .unwrap_or(0)
-    }
 }
 
 impl MultiTaskEnv for MetaWorldEnv {
@@ -144,6 +133,17 @@ impl MultiTaskEnv for MetaWorldEnv {
             normalizer.normalize(&mut step.rewards);
         }
         Ok(step)
+    }
+
+    /// See the module docs for what counts.
+    fn instability_resets(&self) -> u64 {
+        Python::attach(|py| {
+            self.bridge
+                .bind(py)
+                .getattr("instability_resets")?
+                .extract()
+        })
+        .unwrap_or(0)
     }
 }
 

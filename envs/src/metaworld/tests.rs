@@ -203,6 +203,24 @@ fn an_unstable_simulation_is_counted_and_only_that_env_restarts() {
     );
 }
 
+#[test]
+fn a_worker_builds_steps_and_closes_metaworld_on_its_own_thread() {
+    let config = crate::EnvConfig::MetaWorld(MetaWorldConfig {
+        vector_strategy: VectorStrategy::Async,
+        ..subset(&["reach"], 5)
+    });
+    let (worker, obs) = crate::Worker::spawn(config, 0).unwrap();
+    assert_eq!(
+        (worker.spec().task_names.clone(), obs.len()),
+        (vec!["reach".to_string()], 39)
+    );
+    for t in 1..=5 {
+        worker.send_actions(vec![0.1; 4]).unwrap();
+        assert_eq!(worker.recv_step().unwrap().truncated, [t == 5]);
+    }
+    drop(worker);
+}
+
 fn locals<'py>(py: Python<'py>, env: &MetaWorldEnv) -> Bound<'py, PyDict> {
     let locals = PyDict::new(py);
     locals.set_item("bridge", env.bridge.bind(py)).unwrap();
@@ -306,4 +324,14 @@ fn report_python_setup() {
         Err(other) => panic!("not a set-up error: {other}"),
         Ok(_) => println!("started"),
     }
+}
+
+#[test]
+fn the_bench_times_both_loops_over_the_same_envs() {
+    let bench = bench_env(6, VectorStrategy::Sync).unwrap();
+    assert_eq!((bench.steps, bench.strategy), (6, VectorStrategy::Sync));
+    assert!(bench.bridge_steps_per_s.is_finite() && bench.bridge_steps_per_s > 0.0);
+    assert!(bench.python_steps_per_s.is_finite() && bench.python_steps_per_s > 0.0);
+    let json = serde_json::to_value(&bench).unwrap();
+    assert_eq!(json["strategy"], "sync");
 }
