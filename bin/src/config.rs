@@ -120,7 +120,7 @@ impl RunConfig {
         }
         let tasks = self.task_names()?.len();
         self.agent.validate(tasks)?;
-        self.agent.combine.combiner.build(tasks).map_err(|e| anyhow!("{}: {e}", self.agent.combine.combiner.method))?;
+        self.agent.combine.combiner.build(tasks)?;
         if self.agent.device == DeviceChoice::Cuda {
             self.agent.device.resolve()?;
         }

@@ -29,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train seeds of one method: `mt10 train --method fairgrad --alpha 2 --seeds 10`
+    #[command(allow_negative_numbers = true)]
     Train(train::Args),
     /// Evaluate a checkpoint with the deterministic policy: per-task success and returns
     Eval(eval::Args),

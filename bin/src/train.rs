@@ -34,6 +34,9 @@ pub struct Args {
     /// No progress lines (for logs and CI); the final table is still printed
     #[arg(long)]
     quiet: bool,
+    /// Print the resolved config (TOML) and exit without training
+    #[arg(long, conflicts_with = "resume")]
+    print_config: bool,
     /// Continue the unfinished seeds of a run directory from their last checkpoints
     #[arg(long, value_name = "DIR", conflicts_with_all = ["ConfigArgs", "seeds", "seed_list", "out", "name"])]
     resume: Option<PathBuf>,
@@ -44,6 +47,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(dir) => (read_config(dir).map_err(UsageError)?, dir.clone()),
         None => {
             let config = resolve(args)?;
+            if args.print_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
             let dir = args.out.clone().unwrap_or_else(|| default_dir(&config));
             create_run_dir(&dir, &config)?;
             (config, dir)
