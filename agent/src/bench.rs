@@ -17,7 +17,8 @@ pub struct UpdateBenchmark {
     pub batch_size: usize,
     pub device: DeviceChoice,
     pub update_weights_every: usize,
-    /// Timed updates per method, after `warmup_updates` untimed ones.
+    /// Timed updates per method (rounded up to a multiple of `update_weights_every`), after
+    /// `warmup_updates` untimed ones.
     pub updates: usize,
     pub warmup_updates: usize,
     pub num_tasks: usize,
@@ -48,9 +49,13 @@ impl Default for UpdateBenchmark {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodTiming {
-    /// Mean wall time of one full update (critic, actor, temperature, targets).
+    /// Wall time of one full update (critic, actor, temperature, targets): the median over
+    /// blocks of `update_weights_every` consecutive updates (each block holds exactly one weight
+    /// refresh) of the block's mean. The median keeps other processes' bursts out.
     pub ms_per_update: f64,
     pub ratio_to_ls: f64,
+    /// The plain mean over all timed updates.
+    pub mean_ms_per_update: f64,
     /// Mean time per update spent in the combiners' solves (all three components).
     pub solver_us: f64,
 }
@@ -99,9 +104,11 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
         fill_with_synthetic_transitions(&mut agent, 2 * bench.batch_size / bench.num_tasks.max(1) + 1, 0)?;
         agents.push(agent);
     }
-    let mut total_ms = vec![0.0; agents.len()];
+    let every = bench.update_weights_every.max(1);
+    let updates = bench.updates.max(1).div_ceil(every) * every;
+    let mut update_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(updates); agents.len()];
     let mut total_solver_us = vec![0.0; agents.len()];
-    for round in 0..bench.warmup_updates + bench.updates {
+    for round in 0..bench.warmup_updates + updates {
         for (i, agent) in agents.iter_mut().enumerate() {
             let start = Instant::now();
             let report = agent.update()?;
@@ -109,19 +116,24 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
                 tch::Cuda::synchronize(index as i64);
             }
             if round >= bench.warmup_updates {
-                total_ms[i] += start.elapsed().as_secs_f64() * 1e3;
+                update_ms[i].push(start.elapsed().as_secs_f64() * 1e3);
                 total_solver_us[i] += report.critic.solver_us + report.actor.solver_us + report.alpha.solver_us;
             }
         }
     }
-    let updates = bench.updates.max(1) as f64;
-    let ls_ms = total_ms[0] / updates;
+    let ms_per_update: Vec<f64> = update_ms.iter().map(|times| median_block_mean(times, every)).collect();
     let timings = methods
         .iter()
-        .zip(total_ms.iter().zip(&total_solver_us))
-        .map(|(combiner, (ms, solver_us))| {
-            let ms_per_update = ms / updates;
-            let timing = MethodTiming { ms_per_update, ratio_to_ls: ms_per_update / ls_ms, solver_us: solver_us / updates };
+        .zip(&update_ms)
+        .zip(&ms_per_update)
+        .zip(&total_solver_us)
+        .map(|(((combiner, times), &ms), solver_us)| {
+            let timing = MethodTiming {
+                ms_per_update: ms,
+                ratio_to_ls: ms / ms_per_update[0],
+                mean_ms_per_update: times.iter().sum::<f64>() / times.len() as f64,
+                solver_us: solver_us / times.len() as f64,
+            };
             (combiner.method.to_string(), timing)
         })
         .collect();
@@ -129,9 +141,16 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
         device: format!("{:?}", agents[0].device()).to_lowercase(),
         batch: bench.batch_size,
         update_weights_every: bench.update_weights_every,
-        updates: bench.updates,
+        updates,
         methods: timings,
     })
+}
+
+fn median_block_mean(times: &[f64], block: usize) -> f64 {
+    let mut means: Vec<f64> = times.chunks_exact(block).map(|b| b.iter().sum::<f64>() / block as f64).collect();
+    means.sort_by(f64::total_cmp);
+    let mid = means.len() / 2;
+    if means.len() % 2 == 1 { means[mid] } else { 0.5 * (means[mid - 1] + means[mid]) }
 }
 
 /// Stores `vector_steps` steps of random transitions in every task: standard normal

@@ -1,17 +1,16 @@
 //! One separately optimised part of SAC (critic, actor or temperature): its parameters, Adam and
 //! combiner, and the update that turns its per-task losses into one optimizer step.
 //!
-//! On a step that recomputes the weights, all `K` task gradients come from ONE backward pass:
-//! every shared parameter is replaced by `K` stacked copies (`[K, ...]` leaves), the forward runs
-//! task-major (`[K, n, features]`, batched matrix products), and the gradient of `sum_k L_k` with
-//! respect to copy `k` is task `k`'s gradient. The Gram matrix `J J^T` is formed on the device and
-//! only its `K x K` entries reach the host; the combiner's weights give `d = sum_k w_k g_k`, the
+//! On a step that recomputes the weights, all `K` task gradients come from ONE backward pass of
+//! `sum_k L_k`, see [`task_gradients`]. The Gram matrix `J J^T` is formed on the device and only
+//! its `K x K` entries reach the host; the combiner's weights give `d = sum_k w_k g_k`, the
 //! direction handed to Adam. On the other steps (loss-only methods, or in between weight
 //! refreshes) the last weights are fixed loss weights and one plain backward of `sum_k w_k L_k`
 //! gives the same kind of direction at the cost of an ordinary update.
 use crate::adam::Adam;
 use crate::config::Component;
-use crate::layout::{Layout, Layouts};
+use crate::layout::Layout;
+use crate::network::{Param, Taps, Weights};
 use crate::{AgentError, SkipReason};
 use rand::RngCore;
 use serde::Serialize;
@@ -69,22 +68,72 @@ pub(crate) struct TaskGradients {
     pub grads: Vec<Tensor>,
 }
 
-/// All task gradients from one backward pass over per-task copies of the shared parameters;
-/// per-task parameters already have a task dimension and are used as they are.
+/// How a parameter relates to the tasks, which decides how its task gradients are obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// Has a leading task dimension; block `k` only ever sees task `k`.
+    PerTask,
+    /// Weight or bias of a layer shared by all tasks.
+    SharedLayer,
+    /// Any other shared parameter (a shared temperature).
+    Shared,
+}
+
+impl Sharing {
+    fn of(param: &Param) -> Self {
+        match (param.per_task, param.in_layer) {
+            (true, _) => Sharing::PerTask,
+            (false, true) => Sharing::SharedLayer,
+            (false, false) => Sharing::Shared,
+        }
+    }
+}
+
+/// All task gradients from ONE backward pass of `sum_k L_k`, without extra forward work:
+/// - shared layers run on their shared weights and are tapped: the backward pass gives every
+///   sample's signal `delta` at each layer's output, and task `k`'s weight gradient is the sum of
+///   `delta x^T` over its samples (what the ordinary backward accumulates over the whole batch,
+///   kept apart per task);
+/// - per-task parameters already have a task dimension, and block `k` only sees task `k`;
+/// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
+///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
 pub(crate) fn task_gradients(
     params: &[Tensor],
-    per_task: &[bool],
+    sharing: &[Sharing],
     num_tasks: usize,
     layout: &Layout,
-    task_losses: &mut impl FnMut(&[Tensor], &Layout) -> Tensor,
+    task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
 ) -> Result<TaskGradients, AgentError> {
-    let copies: Vec<Tensor> = params
+    let inputs: Vec<Tensor> = params
         .iter()
-        .zip(per_task)
-        .map(|(param, &per_task)| if per_task { param.shallow_clone() } else { stacked_copies(param, num_tasks) })
+        .zip(sharing)
+        .map(|(param, sharing)| match sharing {
+            Sharing::PerTask => param.shallow_clone(),
+            Sharing::SharedLayer => param.detach(),
+            Sharing::Shared => stacked_copies(param, num_tasks),
+        })
         .collect();
-    let losses = task_losses(&copies, layout);
-    let grads = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &copies, false, false)?;
+    let taps = Taps::default();
+    let losses = task_losses(Weights::tapped(&inputs, &taps), layout);
+    let taps = taps.into_inner();
+    let tracked: Vec<usize> = (0..params.len()).filter(|&i| sharing[i] != Sharing::SharedLayer).collect();
+    let wrt: Vec<&Tensor> = tracked.iter().map(|&i| &inputs[i]).chain(taps.iter().map(|tap| &tap.output)).collect();
+    let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
+    let mut grads: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
+    for (&i, grad) in tracked.iter().zip(&mut backward) {
+        grads[i] = Some(grad);
+    }
+    for (tap, delta) in taps.iter().zip(backward) {
+        let (weight, bias) = layout.layer_task_gradients(&tap.input, &delta);
+        for (i, grad) in [(tap.weight_index, weight), (tap.weight_index + 1, bias)] {
+            // A layer used more than once accumulates, as in any backward pass.
+            grads[i] = Some(match grads[i].take() {
+                Some(sum) => sum + grad,
+                None => grad,
+            });
+        }
+    }
+    let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
     Ok(TaskGradients { losses: losses.detach(), grads })
 }
 
@@ -97,7 +146,7 @@ fn stacked_copies(param: &Tensor, num_tasks: usize) -> Tensor {
 pub(crate) struct ComponentLearner {
     pub component: Component,
     pub params: Vec<Tensor>,
-    pub per_task: Vec<bool>,
+    pub sharing: Vec<Sharing>,
     pub num_tasks: usize,
     pub adam: Adam,
     pub combiner: Box<dyn Combiner>,
@@ -125,17 +174,17 @@ pub(crate) struct LearnerSettings {
 impl ComponentLearner {
     pub fn new(
         component: Component,
-        params: Vec<crate::network::Param>,
+        params: Vec<Param>,
         num_tasks: usize,
         combiner: Box<dyn Combiner>,
         settings: &LearnerSettings,
     ) -> Self {
-        let (params, per_task): (Vec<Tensor>, Vec<bool>) = params.into_iter().map(|p| (p.value, p.per_task)).unzip();
+        let (params, sharing): (Vec<Tensor>, Vec<Sharing>) = params.into_iter().map(|p| (Sharing::of(&p), p)).map(|(s, p)| (p.value, s)).unzip();
         let adam = Adam::new(&params, settings.lr, settings.beta1, settings.beta2, settings.eps);
         Self {
             component,
             params,
-            per_task,
+            sharing,
             num_tasks,
             adam,
             combiner,
@@ -150,7 +199,7 @@ impl ComponentLearner {
     }
 
     /// Whether any parameter is shared between tasks: without one there is nothing to combine.
-    pub fn has_shared_params(params: &[crate::network::Param]) -> bool {
+    pub fn has_shared_params(params: &[Param]) -> bool {
         params.iter().any(|p| !p.per_task)
     }
 
@@ -165,18 +214,18 @@ impl ComponentLearner {
     /// after the step).
     pub fn step(
         &mut self,
-        layouts: &Layouts,
+        layout: &Layout,
         rng: &mut dyn RngCore,
-        mut task_losses: impl FnMut(&[Tensor], &Layout) -> Tensor,
+        mut task_losses: impl FnMut(Weights, &Layout) -> Tensor,
     ) -> Result<ComponentReport, AgentError> {
         let start = Instant::now();
         let mut report = ComponentReport::empty(self.component);
         let refresh = self.combiner.needs().per_task_gradients() && self.updates % self.update_weights_every == 0;
         self.updates += 1;
         let direction = if refresh {
-            self.combined_task_gradients(&layouts.task_major, rng, &mut task_losses, &mut report)?
+            self.combined_task_gradients(layout, rng, &mut task_losses, &mut report)?
         } else {
-            self.weighted_loss_gradient(&layouts.plain, rng, &mut task_losses, &mut report)?
+            self.weighted_loss_gradient(layout, rng, &mut task_losses, &mut report)?
         };
         report.weights = self.weights.clone();
         match direction.and_then(|d| self.clipped(d)) {
@@ -185,7 +234,7 @@ impl ComponentLearner {
                 self.adam.step(&mut self.params, &direction);
                 self.consecutive_skips = 0;
                 if self.combiner.wants_after_step() {
-                    self.after_step(&layouts.plain, &mut task_losses)?;
+                    self.after_step(layout, &mut task_losses)?;
                 }
             }
             Err(reason) => {
@@ -206,11 +255,11 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
-        task_losses: &mut impl FnMut(&[Tensor], &Layout) -> Tensor,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<Vec<Tensor>, SkipReason>, AgentError> {
         let k = self.num_tasks;
-        let TaskGradients { losses, grads } = task_gradients(&self.params, &self.per_task, k, layout, task_losses)?;
+        let TaskGradients { losses, grads } = task_gradients(&self.params, &self.sharing, k, layout, task_losses)?;
         if !report.record_task_losses(&losses)? {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
@@ -230,9 +279,9 @@ impl ComponentLearner {
         let direction = grads
             .iter()
             .zip(&self.params)
-            .zip(&self.per_task)
-            .map(|((grad, param), &per_task)| {
-                if per_task {
+            .zip(&self.sharing)
+            .map(|((grad, param), &sharing)| {
+                if sharing == Sharing::PerTask {
                     // Block k only carries task k's gradient: d's block k is w_k g_k.
                     let mut shape = vec![k as i64];
                     shape.resize(grad.dim(), 1);
@@ -256,10 +305,10 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
-        task_losses: &mut impl FnMut(&[Tensor], &Layout) -> Tensor,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<Vec<Tensor>, SkipReason>, AgentError> {
-        let losses = task_losses(&self.params, layout);
+        let losses = task_losses(Weights::new(&self.params), layout);
         if !report.record_task_losses(&losses)? {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
@@ -299,9 +348,9 @@ impl ComponentLearner {
     fn after_step(
         &mut self,
         layout: &Layout,
-        task_losses: &mut impl FnMut(&[Tensor], &Layout) -> Tensor,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
     ) -> Result<(), AgentError> {
-        let losses = tch::no_grad(|| task_losses(&self.params, layout));
+        let losses = tch::no_grad(|| task_losses(Weights::new(&self.params), layout));
         let losses = Vec::<f64>::try_from(&losses)?;
         // A non-finite re-evaluation is caught by the next step's loss check.
         if losses.iter().all(|l| l.is_finite()) {
@@ -333,7 +382,7 @@ impl ComponentLearner {
         let k = self.num_tasks;
         let device = grads[0].device();
         let mut gram = Tensor::zeros([k as i64, k as i64], (Kind::Float, device));
-        for (grad, _) in grads.iter().zip(&self.per_task).filter(|(_, &per_task)| !per_task) {
+        for (grad, _) in grads.iter().zip(&self.sharing).filter(|(_, &sharing)| sharing != Sharing::PerTask) {
             let rows = grad.reshape([k as i64, -1]);
             gram += rows.matmul(&rows.tr());
         }
@@ -345,7 +394,7 @@ impl ComponentLearner {
     fn jacobian(&self, grads: &[Tensor]) -> Result<Jacobian, AgentError> {
         let k = self.num_tasks as i64;
         let rows: Vec<Tensor> =
-            grads.iter().zip(&self.per_task).filter(|(_, &per_task)| !per_task).map(|(g, _)| g.reshape([k, -1])).collect();
+            grads.iter().zip(&self.sharing).filter(|(_, &sharing)| sharing != Sharing::PerTask).map(|(g, _)| g.reshape([k, -1])).collect();
         let jacobian = Tensor::cat(&rows, 1);
         let p = jacobian.size()[1] as usize;
         let data = Vec::<f64>::try_from(&jacobian.reshape([-1]))?;
@@ -368,8 +417,8 @@ mod tests {
     use solvers::{CombinerConfig, Method};
 
     /// A regression loss through a network with a shared trunk and per-task heads.
-    fn regression<'a>(mlp: &'a Mlp, x: &'a Tensor, y: &'a Tensor) -> impl FnMut(&[Tensor], &Layout) -> Tensor + 'a {
-        move |params, layout| layout.task_means(&(mlp.forward(params, &layout.arrange(x)).squeeze_dim(-1) - layout.arrange(y)).square())
+    fn regression<'a>(mlp: &'a Mlp, x: &'a Tensor, y: &'a Tensor) -> impl FnMut(Weights, &Layout) -> Tensor + 'a {
+        move |weights, layout| layout.task_means(&(mlp.forward(weights, &layout.arrange(x)).squeeze_dim(-1) - layout.arrange(y)).square())
     }
 
     #[test]
@@ -390,15 +439,15 @@ mod tests {
         let mut learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu), k, combiner, &settings);
         let rows = counts.iter().sum::<usize>() as i64;
         let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, tch::Device::Cpu)), Tensor::randn([rows], (Kind::Float, tch::Device::Cpu)));
-        let layouts = Layouts::new(&counts, true, tch::Device::Cpu);
+        let layout = Layout::task_major(&counts, tch::Device::Cpu);
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
         let mut report = ComponentReport::empty(Component::Critic);
         let mut losses = regression(&mlp, &x, &y);
-        let direction = learner.combined_task_gradients(&layouts.task_major, &mut rng, &mut losses, &mut report).unwrap().unwrap();
+        let direction = learner.combined_task_gradients(&layout, &mut rng, &mut losses, &mut report).unwrap().unwrap();
         let weights: Vec<f64> = learner.weights.clone();
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-6, "MGDA weights lie on the simplex: {weights:?}");
         assert!(weights.iter().any(|&w| (w - 1.0 / k as f64).abs() > 1e-3), "weights should not be uniform: {weights:?}");
-        let weighted = (losses(&learner.params, &layouts.plain) * Tensor::from_slice(&weights).to_kind(Kind::Float)).sum(Kind::Float);
+        let weighted = (losses(Weights::new(&learner.params), &layout) * Tensor::from_slice(&weights).to_kind(Kind::Float)).sum(Kind::Float);
         let expected = Tensor::run_backward(&[weighted], &learner.params, false, false);
         for (d, e) in direction.iter().zip(&expected) {
             let error = (d - e).abs().max().double_value(&[]);

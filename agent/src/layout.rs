@@ -5,6 +5,8 @@ use tch::{Device, Tensor};
 pub(crate) enum Layout {
     /// `[B, ...]`: as stored. Only for networks whose parameters are all shared.
     Flat {
+        /// Rows per task.
+        counts: Vec<i64>,
         /// Each row's task.
         task: Tensor,
         /// `1 / n_k` for a row of task `k`, so that a weighted sum per task is its mean.
@@ -31,6 +33,7 @@ impl Layout {
         let task: Vec<i64> = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as i64, n)).collect();
         let row_weight: Vec<f32> = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
         Layout::Flat {
+            counts: counts.iter().map(|&n| n as i64).collect(),
             task: Tensor::from_slice(&task).to_device(device),
             row_weight: Tensor::from_slice(&row_weight).to_device(device),
             num_tasks: counts.len() as i64,
@@ -89,7 +92,7 @@ impl Layout {
     /// 0 for a task without samples.
     pub fn task_means(&self, per_sample: &Tensor) -> Tensor {
         match self {
-            Layout::Flat { task, row_weight, num_tasks } => {
+            Layout::Flat { task, row_weight, num_tasks, .. } => {
                 Tensor::zeros([*num_tasks], (per_sample.kind(), per_sample.device())).index_add(0, task, &(per_sample * row_weight))
             }
             Layout::TaskMajor { slot_weight, .. } => (per_sample * slot_weight).sum_dim_intlist(1, false, per_sample.kind()),
@@ -103,19 +106,65 @@ impl Layout {
             Layout::TaskMajor { .. } => values.unsqueeze(1),
         }
     }
+
+    /// Each task's gradient of a layer's weight (`[K, out, in]`) and bias (`[K, out]`) from its
+    /// input `x` and the backpropagated signal `delta` of its output, per sample:
+    /// `sum over task k's samples of delta x^T` (padding rows carry a zero `delta`).
+    pub fn layer_task_gradients(&self, x: &Tensor, delta: &Tensor) -> (Tensor, Tensor) {
+        match self {
+            Layout::Flat { counts, task, num_tasks, .. } => {
+                let (outputs, inputs) = (delta.size()[1], x.size()[1]);
+                let weight = Tensor::empty([*num_tasks, outputs, inputs], (delta.kind(), delta.device()));
+                let rows = delta.split_with_sizes(counts.as_slice(), 0).into_iter().zip(x.split_with_sizes(counts.as_slice(), 0));
+                for (k, (delta, x)) in rows.enumerate() {
+                    // Written in place (no stacking copy); a task without samples gets the empty product, zeros.
+                    let _ = delta.tr().mm_out(&weight.get(k as i64), &x);
+                }
+                let bias = Tensor::zeros([*num_tasks, outputs], (delta.kind(), delta.device())).index_add(0, task, delta);
+                (weight, bias)
+            }
+            Layout::TaskMajor { .. } => (delta.transpose(1, 2).bmm(x), delta.sum_dim_intlist(1, false, delta.kind())),
+        }
+    }
 }
 
-/// The layouts of one batch: `plain` for passes on the shared parameters (flat when the
-/// networks allow it), `task_major` for passes on per-task copies.
-pub(crate) struct Layouts {
-    pub plain: Layout,
-    pub task_major: Layout,
+/// How the batch is laid out for a network: flat when all its parameters are shared,
+/// task-major when some layer has per-task parameters.
+pub(crate) fn layout_for(counts: &[usize], per_task_layers: bool, device: Device) -> Layout {
+    if per_task_layers {
+        Layout::task_major(counts, device)
+    } else {
+        Layout::flat(counts, device)
+    }
 }
 
-impl Layouts {
-    pub fn new(counts: &[usize], plain_needs_task_major: bool, device: Device) -> Self {
-        let task_major = Layout::task_major(counts, device);
-        let plain = if plain_needs_task_major { Layout::task_major(counts, device) } else { Layout::flat(counts, device) };
-        Self { plain, task_major }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn layer_task_gradients_agree_between_layouts_and_are_zero_for_absent_tasks() {
+        let counts = [2, 0, 3];
+        let device = Device::Cpu;
+        let (x, delta) = (Tensor::randn([5, 4], (Kind::Float, device)), Tensor::randn([5, 3], (Kind::Float, device)));
+        let flat = Layout::flat(&counts, device);
+        let task_major = Layout::task_major(&counts, device);
+        // Padding slots carry zero signal, as the zero loss weight of padding gives them.
+        let Layout::TaskMajor { slot_weight, .. } = &task_major else { panic!("a task-major layout") };
+        let mask = slot_weight.gt(0.0).to_kind(Kind::Float).unsqueeze(-1);
+        let (w_flat, b_flat) = flat.layer_task_gradients(&x, &delta);
+        let (w_major, b_major) = task_major.layer_task_gradients(&task_major.arrange(&x), &(task_major.arrange(&delta) * mask));
+        let rows = |start: i64, n: i64| (delta.narrow(0, start, n).tr().mm(&x.narrow(0, start, n)), delta.narrow(0, start, n).sum_dim_intlist(0, false, Kind::Float));
+        for (k, expected) in [(0, rows(0, 2)), (2, rows(2, 3))] {
+            for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major)] {
+                assert!((w.get(k) - &expected.0).abs().max().double_value(&[]) < 1e-5);
+                assert!((b.get(k) - &expected.1).abs().max().double_value(&[]) < 1e-5);
+            }
+        }
+        for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major)] {
+            assert_eq!(w.get(1).abs().max().double_value(&[]), 0.0);
+            assert_eq!(b.get(1).abs().max().double_value(&[]), 0.0);
+        }
     }
 }

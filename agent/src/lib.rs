@@ -7,6 +7,7 @@
 
 mod adam;
 pub mod bench;
+mod checkpoint;
 mod component;
 mod config;
 mod error;
@@ -15,6 +16,8 @@ mod network;
 mod policy;
 mod replay;
 mod sac;
+#[cfg(test)]
+mod testing;
 
 pub use component::ComponentReport;
 pub use config::{Architecture, CombineConfig, Component, DeviceChoice, SacConfig, Sampling, Temperature};

@@ -1,5 +1,5 @@
 //! The actor: a tanh-squashed diagonal Gaussian whose mean and raw log-std come from one MLP.
-use crate::network::{Mlp, Param};
+use crate::network::{Mlp, Param, Weights};
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone)]
@@ -23,8 +23,8 @@ impl SquashedGaussian {
         self.net.has_per_task_layers()
     }
 
-    fn mean_and_log_std(&self, params: &[Tensor], obs: &Tensor) -> (Tensor, Tensor) {
-        let out = self.net.forward(params, obs).chunk(2, -1);
+    fn mean_and_log_std(&self, weights: Weights, obs: &Tensor) -> (Tensor, Tensor) {
+        let out = self.net.forward(weights, obs).chunk(2, -1);
         // A smooth map of the raw output onto [min, max], unlike clamping it keeps a gradient.
         let log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (out[1].tanh() + 1.0);
         (out[0].shallow_clone(), log_std)
@@ -32,8 +32,8 @@ impl SquashedGaussian {
 
     /// A reparameterised action sample and its log-probability (one per sample), from standard
     /// normal `noise` shaped like the action.
-    pub fn sample(&self, params: &[Tensor], obs: &Tensor, noise: &Tensor) -> (Tensor, Tensor) {
-        let (mean, log_std) = self.mean_and_log_std(params, obs);
+    pub fn sample(&self, weights: Weights, obs: &Tensor, noise: &Tensor) -> (Tensor, Tensor) {
+        let (mean, log_std) = self.mean_and_log_std(weights, obs);
         let pre_tanh = &mean + noise * log_std.exp();
         let action = pre_tanh.tanh();
         let action_dim = mean.size()[mean.dim() - 1] as f64;
@@ -45,7 +45,7 @@ impl SquashedGaussian {
     }
 
     /// The deterministic (evaluation) action `tanh(mean)`.
-    pub fn mean_action(&self, params: &[Tensor], obs: &Tensor) -> Tensor {
-        self.mean_and_log_std(params, obs).0.tanh()
+    pub fn mean_action(&self, weights: Weights, obs: &Tensor) -> Tensor {
+        self.mean_and_log_std(weights, obs).0.tanh()
     }
 }

@@ -3,8 +3,8 @@
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
 use crate::config::{Architecture, Component, SacConfig, Temperature};
-use crate::layout::{Layout, Layouts};
-use crate::network::{Mlp, Param, TwinCritic};
+use crate::layout::{layout_for, Layout};
+use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
 use crate::replay::{HostBatch, ReplayBuffer};
 use crate::AgentError;
@@ -92,7 +92,7 @@ impl Sac {
         let critic_target = critic_params.iter().map(|p| p.value.detach().copy()).collect();
         let per_task_alpha = config.temperature == Temperature::PerTask;
         let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
-        let alpha_params = vec![Param { value: log_alpha.set_requires_grad(true), per_task: per_task_alpha }];
+        let alpha_params = vec![Param { value: log_alpha.set_requires_grad(true), per_task: per_task_alpha, in_layer: false }];
         let learner = |component: Component, params: Vec<Param>, lr: f64| -> Result<ComponentLearner, AgentError> {
             // Tasks that share no parameters have no gradient conflict to resolve.
             let combiner_config = if config.combine.applies_to(component) && ComponentLearner::has_shared_params(&params) {
@@ -165,7 +165,15 @@ impl Sac {
 
     /// Updates not applied because of a non-finite loss or gradient, per component.
     pub fn skipped_updates(&self) -> [(Component, u64); 3] {
-        [&self.critic_learner, &self.actor_learner, &self.alpha_learner].map(|l| (l.component, l.skipped_updates))
+        self.learners().map(|l| (l.component, l.skipped_updates))
+    }
+
+    pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
+        [&self.critic_learner, &self.actor_learner, &self.alpha_learner]
+    }
+
+    pub(crate) fn learners_mut(&mut self) -> [&mut ComponentLearner; 3] {
+        [&mut self.critic_learner, &mut self.actor_learner, &mut self.alpha_learner]
     }
 
     /// The current temperature of each task.
@@ -179,19 +187,18 @@ impl Sac {
         if obs.len() != k * self.obs_dim {
             return Err(AgentError::Shape { what: "observations", expected: k * self.obs_dim, got: obs.len() });
         }
-        let counts = vec![1; k];
-        let layout = if self.plain_needs_task_major() { Layout::task_major(&counts, device) } else { Layout::flat(&counts, device) };
+        let layout = layout_for(&vec![1; k], self.has_per_task_layers(), device);
         let task = Tensor::arange(k as i64, (Kind::Int64, device));
         let obs = self.network_input(Tensor::from_slice(obs).view([k as i64, -1]).to_device(device), &task);
         let action = tch::no_grad(|| {
             let obs = layout.arrange(&obs);
-            let params = &self.actor_learner.params;
+            let weights = Weights::new(&self.actor_learner.params);
             let action = match mode {
                 ActionMode::Stochastic => {
                     let noise = Tensor::randn([k as i64, self.action_dim as i64], (Kind::Float, device));
-                    self.actor.sample(params, &obs, &layout.arrange(&noise)).0
+                    self.actor.sample(weights, &obs, &layout.arrange(&noise)).0
                 }
-                ActionMode::Deterministic => self.actor.mean_action(params, &obs),
+                ActionMode::Deterministic => self.actor.mean_action(weights, &obs),
             };
             layout.to_flat(&action)
         });
@@ -214,7 +221,7 @@ impl Sac {
         let start = Instant::now();
         let host = self.replay.sample(self.config.batch_size, &mut self.rng)?;
         let batch = self.to_device(&host);
-        let layouts = Layouts::new(&host.counts, self.plain_needs_task_major(), self.device);
+        let layout = layout_for(&host.counts, self.has_per_task_layers(), self.device);
         let sample_ms = start.elapsed().as_secs_f64() * 1e3;
         let (k, gamma, tau, target_entropy) = (self.num_tasks, self.config.gamma, self.config.tau, self.target_entropy);
         let (actor, critic) = (&self.actor, &self.critic);
@@ -222,23 +229,22 @@ impl Sac {
 
         // Critic: both Q-networks regress on the soft Bellman target of the current policy.
         let target_q = tch::no_grad(|| {
-            let layout = &layouts.plain;
             let next_obs = layout.arrange(&batch.next_obs);
             let (next_action, next_log_prob) =
-                actor.sample(&self.actor_learner.params, &next_obs, &layout.arrange(&batch.next_noise));
-            let (q1, q2) = critic.q_values(&self.critic_target, &next_obs, &next_action);
+                actor.sample(Weights::new(&self.actor_learner.params), &next_obs, &layout.arrange(&batch.next_noise));
+            let (q1, q2) = critic.q_values(Weights::new(&self.critic_target), &next_obs, &next_action);
             let soft_value = q1.minimum(&q2) - layout.per_task(&alpha) * next_log_prob;
             layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
         });
-        let critic_report = self.critic_learner.step(&layouts, &mut self.rng, |params, layout| {
-            critic_task_losses(critic, params, layout, &batch, &target_q)
+        let critic_report = self.critic_learner.step(&layout, &mut self.rng, |weights, layout| {
+            critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
 
         // Actor: maximise the soft value under the updated critic (whose parameters it does not train).
         let critic_params = self.critic_learner.detached();
         let mut entropy_gap = None;
-        let actor_report = self.actor_learner.step(&layouts, &mut self.rng, |params, layout| {
-            let (losses, log_prob) = actor_task_losses(actor, critic, params, &critic_params, layout, &batch, &alpha);
+        let actor_report = self.actor_learner.step(&layout, &mut self.rng, |weights, layout| {
+            let (losses, log_prob) = actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha);
             // The temperature learns from the log-probabilities of this pass (as mtrl), not from
             // a re-evaluation after the step (FAMO).
             entropy_gap.get_or_insert_with(|| layout.task_means(&(-log_prob - target_entropy)).detach());
@@ -248,7 +254,7 @@ impl Sac {
         // Temperature: alpha_k rises while task k's policy entropy is below the target.
         let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
         let alpha_report =
-            self.alpha_learner.step(&layouts, &mut self.rng, |params, _| alpha_per_task(params, k) * &entropy_gap)?;
+            self.alpha_learner.step(&layout, &mut self.rng, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
 
         tch::no_grad(|| {
             for (target, param) in self.critic_target.iter_mut().zip(&self.critic_learner.params) {
@@ -265,8 +271,8 @@ impl Sac {
         })
     }
 
-    /// Networks with per-task layers need task-major inputs even for plain passes.
-    fn plain_needs_task_major(&self) -> bool {
+    /// Networks with per-task layers need task-major inputs.
+    fn has_per_task_layers(&self) -> bool {
         self.actor.has_per_task_layers() || self.critic.has_per_task_layers()
     }
 
@@ -297,8 +303,8 @@ impl Sac {
 }
 
 /// `[K]`: each task's mean of `(Q1 - y)^2 + (Q2 - y)^2`.
-fn critic_task_losses(critic: &TwinCritic, params: &[Tensor], layout: &Layout, batch: &Batch, target_q: &Tensor) -> Tensor {
-    let (q1, q2) = critic.q_values(params, &layout.arrange(&batch.obs), &layout.arrange(&batch.action));
+fn critic_task_losses(critic: &TwinCritic, weights: Weights, layout: &Layout, batch: &Batch, target_q: &Tensor) -> Tensor {
+    let (q1, q2) = critic.q_values(weights, &layout.arrange(&batch.obs), &layout.arrange(&batch.action));
     let target_q = layout.arrange(target_q);
     layout.task_means(&((q1 - &target_q).square() + (q2 - &target_q).square()))
 }
@@ -308,15 +314,15 @@ fn critic_task_losses(critic: &TwinCritic, params: &[Tensor], layout: &Layout, b
 fn actor_task_losses(
     actor: &SquashedGaussian,
     critic: &TwinCritic,
-    params: &[Tensor],
+    weights: Weights,
     critic_params: &[Tensor],
     layout: &Layout,
     batch: &Batch,
     alpha: &Tensor,
 ) -> (Tensor, Tensor) {
     let obs = layout.arrange(&batch.obs);
-    let (action, log_prob) = actor.sample(params, &obs, &layout.arrange(&batch.noise));
-    let (q1, q2) = critic.q_values(critic_params, &obs, &action);
+    let (action, log_prob) = actor.sample(weights, &obs, &layout.arrange(&batch.noise));
+    let (q1, q2) = critic.q_values(Weights::new(critic_params), &obs, &action);
     (layout.task_means(&(layout.per_task(alpha) * &log_prob - q1.minimum(&q2))), log_prob)
 }
 
@@ -329,42 +335,19 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::fill_with_synthetic_transitions;
-    use crate::component::task_gradients;
-    use crate::config::DeviceChoice;
-
-    fn small_sac(architecture: Architecture, temperature: Temperature, seed: u64) -> Sac {
-        let spec = EnvSpec {
-            task_names: ["a", "b", "c"].map(String::from).to_vec(),
-            obs_dim: 5,
-            action_dim: 2,
-            max_episode_steps: 10,
-        };
-        let config = SacConfig {
-            architecture,
-            temperature,
-            hidden: vec![32, 32],
-            batch_size: 45,
-            replay_capacity: 600,
-            device: DeviceChoice::Cpu,
-            ..SacConfig::mtrl()
-        };
-        let mut sac = Sac::new(config, &spec, seed).unwrap();
-        fill_with_synthetic_transitions(&mut sac, 100, seed).unwrap();
-        sac
-    }
+    use crate::component::{task_gradients, Sharing};
+    use crate::testing::small_sac;
 
     /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone.
-    fn assert_task_gradients_match(learner: &ComponentLearner, layouts: &Layouts, mut losses: impl FnMut(&[Tensor], &Layout) -> Tensor) {
-        let batched =
-            task_gradients(&learner.params, &learner.per_task, learner.num_tasks, &layouts.task_major, &mut losses).unwrap();
+    fn assert_task_gradients_match(learner: &ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
+        let batched = task_gradients(&learner.params, &learner.sharing, learner.num_tasks, layout, &mut losses).unwrap();
         for task in 0..learner.num_tasks as i64 {
-            let loss = losses(&learner.params, &layouts.plain).get(task);
+            let loss = losses(Weights::new(&learner.params), layout).get(task);
             let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);
             assert!(loss_error <= 1e-5 * loss.abs().double_value(&[]).max(1.0), "{}: task loss off by {loss_error}", learner.component);
             let separate = Tensor::run_backward(&[loss], &learner.params, false, false);
-            for (i, ((batched, separate), &per_task)) in batched.grads.iter().zip(&separate).zip(&learner.per_task).enumerate() {
-                let expected = if per_task { separate.get(task) } else { separate.shallow_clone() };
+            for (i, ((batched, separate), &sharing)) in batched.grads.iter().zip(&separate).zip(&learner.sharing).enumerate() {
+                let expected = if sharing == Sharing::PerTask { separate.get(task) } else { separate.shallow_clone() };
                 let error = (batched.get(task) - &expected).abs().max().double_value(&[]);
                 let scale = expected.abs().max().double_value(&[]).max(1.0);
                 assert!(error <= 1e-5 * scale, "{} parameter {i}, task {task}: off by {error} (scale {scale})", learner.component);
@@ -379,24 +362,86 @@ mod tests {
             (Architecture::MultiHead, Temperature::PerTask),
             (Architecture::PerTask, Temperature::Shared),
         ] {
-            let mut sac = small_sac(architecture, temperature, 7);
+            let mut sac = small_sac(architecture, temperature, 7, |config| config);
             let host = sac.replay.sample(45, &mut sac.rng).unwrap();
             assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
             let batch = sac.to_device(&host);
-            let layouts = Layouts::new(&host.counts, sac.plain_needs_task_major(), sac.device);
+            let layout = layout_for(&host.counts, sac.has_per_task_layers(), sac.device);
             let k = sac.num_tasks;
             let alpha = alpha_per_task(&sac.alpha_learner.params, k).detach();
             let target_q = Tensor::randn([host.task.len() as i64], (Kind::Float, sac.device));
             let critic_params = sac.critic_learner.detached();
             let (actor, critic) = (&sac.actor, &sac.critic);
-            assert_task_gradients_match(&sac.critic_learner, &layouts, |params, layout| {
-                critic_task_losses(critic, params, layout, &batch, &target_q)
+            assert_task_gradients_match(&sac.critic_learner, &layout, |weights, layout| {
+                critic_task_losses(critic, weights, layout, &batch, &target_q)
             });
-            assert_task_gradients_match(&sac.actor_learner, &layouts, |params, layout| {
-                actor_task_losses(actor, critic, params, &critic_params, layout, &batch, &alpha).0
+            assert_task_gradients_match(&sac.actor_learner, &layout, |weights, layout| {
+                actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha).0
             });
             let entropy_gap = Tensor::randn([k as i64], (Kind::Float, sac.device));
-            assert_task_gradients_match(&sac.alpha_learner, &layouts, |params, _| alpha_per_task(params, k) * &entropy_gap);
+            assert_task_gradients_match(&sac.alpha_learner, &layout, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap);
         }
+    }
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use crate::testing::small_sac;
+    use crate::{AgentError, Architecture, CombineConfig, Component, SacConfig, SkipReason, Temperature};
+    use envs::VecStep;
+    use solvers::Method;
+
+    #[test]
+    fn weights_are_recomputed_every_k_updates_and_reused_in_between() {
+        let every = |config: SacConfig| SacConfig {
+            combine: CombineConfig { update_weights_every: 3, ..CombineConfig::new(Method::FairGrad) },
+            ..config
+        };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 4, every);
+        let mut last_refresh = None;
+        for update in 0..7 {
+            let report = sac.update().unwrap();
+            let critic = &report.critic;
+            assert_eq!(critic.gram.is_some(), update % 3 == 0, "update {update}");
+            if critic.gram.is_some() {
+                last_refresh = Some(critic.weights.clone());
+            } else {
+                assert_eq!(Some(&critic.weights), last_refresh.as_ref(), "update {update} reuses the last weights");
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_losses_skip_the_step_and_persistent_ones_stop_the_run() {
+        let strict = |config: SacConfig| SacConfig { max_consecutive_skips: 3, ..config };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 5, strict);
+        let obs = vec![0.0; 15];
+        let poisoned = VecStep {
+            obs: obs.clone(),
+            next_obs: obs.clone(),
+            rewards: vec![f32::NAN; 3],
+            terminated: vec![false; 3],
+            truncated: vec![false; 3],
+            success: vec![false; 3],
+        };
+        // Overwrite the whole ring (capacity 600 = 200 vector steps of 3 tasks).
+        for _ in 0..200 {
+            let actions = sac.random_actions();
+            sac.observe(&obs, &actions, &poisoned).unwrap();
+        }
+        let critic_before: Vec<_> = sac.critic_learner.params.iter().map(|p| p.copy()).collect();
+        for _ in 0..2 {
+            let report = sac.update().unwrap();
+            assert_eq!(report.critic.skipped, Some(SkipReason::NonFiniteLoss));
+            assert_eq!(report.actor.skipped, None, "the actor's loss does not see rewards");
+        }
+        for (before, after) in critic_before.iter().zip(&sac.critic_learner.params) {
+            assert_eq!((before - after).abs().max().double_value(&[]), 0.0, "a skipped step leaves the critic as it was");
+        }
+        match sac.update() {
+            Err(AgentError::Diverged { component: Component::Critic, count: 3, reason: SkipReason::NonFiniteLoss }) => {}
+            other => panic!("expected the run to stop, got {other:?}"),
+        }
+        assert_eq!(sac.skipped_updates()[0], (Component::Critic, 3));
     }
 }
