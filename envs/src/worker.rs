@@ -99,23 +99,25 @@ impl Worker {
             .map_err(|err| {
                 EnvError::WorkerStopped(format!("could not start the env thread: {err}"))
             })?;
-        let mut worker = Self {
-            spec: EnvSpec {
-                task_names: Vec::new(),
-                obs_dim: 0,
-                action_dim: 0,
-                max_episode_steps: 0,
-            },
+        let ready = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(stopped("while building the env")));
+        let (spec, obs) = match ready {
+            Ok(ready) => ready,
+            Err(err) => {
+                // The thread has nothing left to do: it sent the error or unwound.
+                let _ = thread.join();
+                return Err(err);
+            }
+        };
+        let worker = Self {
+            spec,
             actions: Some(actions_tx),
             steps: Some(steps_rx),
             finished: finished_rx,
             thread: Some(thread),
             instability_resets,
         };
-        let (spec, obs) = ready_rx
-            .recv()
-            .map_err(|_| stopped("while building the env"))??;
-        worker.spec = spec;
         Ok((worker, obs))
     }
 

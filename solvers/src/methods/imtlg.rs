@@ -25,7 +25,7 @@ impl Combiner for Imtlg {
         let v = pseudo_inverse(m) * norms;
         let total: f64 = v.sum();
         // With every gradient zero (or the sum cancelling) there is no direction to balance.
-        if !(total.abs() > 1e-12 * v.amax()) || v.amax() == 0.0 {
+        if v.amax() == 0.0 || total.abs() <= 1e-12 * v.amax() {
             return Ok(Combination { weights: vec![0.0; k], direction: None, fallback: Some(Fallback::Degenerate) });
         }
         Ok(Combination::weights(v.iter().map(|x| x / total).collect()))
