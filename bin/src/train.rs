@@ -64,8 +64,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
-    // libtorch's thread pool is shared by all seeds: split the cores between them.
-    tch::set_num_threads((cores() / jobs).max(1) as i32);
+    // libtorch's thread pool is shared by all seeds, and each seed's env thread steps while its
+    // learner updates: half the cores go to the envs. (An oversubscribed OpenMP pool spins and
+    // can slow updates down a hundredfold.)
+    tch::set_num_threads((cores() / (2 * jobs)).max(1) as i32);
     if !args.quiet {
         eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
     }
