@@ -5,7 +5,7 @@ use crate::config::{ConfigArgs, RunConfig};
 use crate::plot::{self, Panel, Series};
 use crate::progress::Progress;
 use crate::run_files::{seed_dir, Summary};
-use crate::train::{create_run_dir, utc_timestamp};
+use crate::train::{create_run_dir, share_cores, utc_timestamp};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
 use crate::{Interrupted, UsageError};
 use agent::bench::{update_benchmark, UpdateBenchmark};
@@ -160,6 +160,7 @@ fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
     }
     let method = base.agent.combine.combiner.method;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("freq-{method}-{}", utc_timestamp())));
+    share_cores(1);
     let stop = AtomicBool::new(false);
     let progress = Progress::new(configs.len(), args.quiet);
     let mut rows = Vec::new();

@@ -64,8 +64,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
-    // libtorch's thread pool is shared by all seeds: split the cores between them.
-    tch::set_num_threads((cores() / jobs).max(1) as i32);
+    share_cores(jobs);
     if !args.quiet {
         eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
     }
@@ -155,6 +154,13 @@ fn format_utc(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// libtorch's thread pool is shared by all seeds, and each seed's env thread steps while its
+/// learner updates: half the cores go to the envs. (An oversubscribed OpenMP pool spins and can
+/// slow updates down a hundredfold.)
+pub fn share_cores(jobs: usize) {
+    tch::set_num_threads((cores() / (2 * jobs)).max(1) as i32);
 }
 
 fn cores() -> usize {
