@@ -211,7 +211,7 @@ impl SacConfig {
         }
     }
 
-    pub(crate) fn validate(&self, num_tasks: usize) -> Result<(), AgentError> {
+    pub fn validate(&self, num_tasks: usize) -> Result<(), AgentError> {
         let problem = if num_tasks == 0 {
             Some("the environment has no tasks".to_string())
         } else if self.hidden.is_empty() || self.hidden.contains(&0) {

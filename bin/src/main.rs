@@ -1,5 +1,19 @@
 //! `mt10`: train one SAC policy on MetaWorld MT10 with fair gradient combiners.
+mod bench;
+mod checkpoint;
 mod combiner_args;
+mod config;
+mod episodes;
+mod eval;
+mod evaluation;
+mod logbook;
+mod plot;
+mod progress;
+mod report;
+mod run_files;
+mod stats;
+mod train;
+mod trainer;
 mod weights;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +28,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train seeds of one method: `mt10 train --method fairgrad --alpha 2 --seeds 10`
+    #[command(allow_negative_numbers = true)]
+    Train(train::Args),
+    /// Evaluate a checkpoint with the deterministic policy: per-task success and returns
+    Eval(eval::Args),
+    /// Benchmarks: env stepping, update cost per method, weight-update frequency
+    #[command(subcommand)]
+    Bench(bench::Command),
+    /// The papers' table and plots from run directories, grouped by method
+    Report(report::Args),
     /// Combine task gradients with one method and print the weights (JSON).
     #[command(allow_negative_numbers = true)]
     Weights(weights::Args),
@@ -23,6 +47,11 @@ enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct UsageError(#[from] anyhow::Error);
+
+/// Training stopped on Ctrl-C after writing checkpoints: exit status 130.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -37,10 +66,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Bench(command) => bench::run(&command),
+        Command::Report(args) => report::run(&args),
         Command::Weights(args) => weights::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<Interrupted>().is_some() => ExitCode::from(130),
         Err(error) => {
             eprintln!("mt10: {error:#}");
             ExitCode::from(if error.downcast_ref::<UsageError>().is_some() { 2 } else { 1 })

@@ -1,0 +1,229 @@
+//! `mt10 bench env | update | freq`: env stepping through the bridge against plain Python, the
+//! cost of an update per combiner, and the Nash-MTL-k trade-off (weights recomputed every k
+//! updates) measured on short trainings.
+use crate::config::{ConfigArgs, RunConfig};
+use crate::plot::{self, Panel, Series};
+use crate::progress::Progress;
+use crate::run_files::{seed_dir, Summary};
+use crate::train::{create_run_dir, utc_timestamp};
+use crate::trainer::{train_seed, SeedJob, SeedOutcome};
+use crate::{Interrupted, UsageError};
+use agent::bench::{update_benchmark, UpdateBenchmark};
+use agent::DeviceChoice;
+use anyhow::{anyhow, Context};
+use solvers::{CombinerConfig, Method};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// MT10 env steps per second through our bridge and in a plain Python loop
+    Env(EnvArgs),
+    /// Milliseconds per SAC update per combiner, on synthetic MT10-shaped data
+    Update(UpdateArgs),
+    /// Short trainings (same seed) per weight-update frequency: time per update, solver share,
+    /// success reached
+    Freq(FreqArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnvArgs {
+    /// Vector steps timed on each side
+    #[arg(long, default_value_t = 500)]
+    steps: usize,
+    /// sync | async
+    #[arg(long, default_value = "sync")]
+    strategy: String,
+    /// One JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Methods to time (ls is always timed, as the reference)
+    #[arg(long, value_delimiter = ',', default_value = "ls,fairgrad,nash,mgda,pcgrad,cagrad,famo")]
+    methods: Vec<String>,
+    #[arg(long, default_value_t = 1280)]
+    batch: usize,
+    /// cpu | cuda | auto
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    update_weights_every: usize,
+    /// Timed updates per method
+    #[arg(long, default_value_t = 20)]
+    updates: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FreqArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Weight-update frequencies k to compare
+    #[arg(long, value_delimiter = ',', required = true, value_name = "K,...")]
+    every: Vec<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output directory for the CSV, the plot and the trainings [default: runs/freq-<method>-<UTC time>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// No progress lines
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Env(args) => bench_env(args),
+        Command::Update(args) => bench_update(args),
+        Command::Freq(args) => bench_freq(args),
+    }
+}
+
+#[cfg(feature = "metaworld")]
+fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
+    let strategy = args.strategy.parse().map_err(|e: envs::EnvError| UsageError(e.into()))?;
+    let bench = envs::metaworld::bench_env(args.steps, strategy)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&bench)?);
+    } else {
+        println!(
+            "MT10 ({} strategy, {} vector steps each): bridge {:.0} env steps/s, plain Python {:.0} env steps/s ({:.1}%)",
+            strategy.as_str(),
+            bench.steps,
+            bench.bridge_steps_per_s,
+            bench.python_steps_per_s,
+            100.0 * bench.bridge_steps_per_s / bench.python_steps_per_s
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "metaworld"))]
+fn bench_env(_: &EnvArgs) -> anyhow::Result<()> {
+    Err(envs::EnvError::MetaWorldDisabled.into())
+}
+
+fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
+    let usage = |e: anyhow::Error| anyhow::Error::from(UsageError(e));
+    let methods = args
+        .methods
+        .iter()
+        .map(|name| name.parse::<Method>().map(CombinerConfig::new).map_err(|e| usage(e.into())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let device = match args.device.as_str() {
+        "cpu" => DeviceChoice::Cpu,
+        "cuda" => DeviceChoice::Cuda,
+        "auto" => DeviceChoice::Auto,
+        other => return Err(usage(anyhow!("unknown device `{other}` (expected cpu, cuda or auto)"))),
+    };
+    device.resolve().map_err(|e| usage(e.into()))?;
+    if args.batch == 0 || args.update_weights_every == 0 || args.updates == 0 {
+        return Err(usage(anyhow!("--batch, --update-weights-every and --updates must be at least 1")));
+    }
+    let bench = UpdateBenchmark {
+        methods,
+        batch_size: args.batch,
+        device,
+        update_weights_every: args.update_weights_every,
+        updates: args.updates,
+        ..UpdateBenchmark::default()
+    };
+    let report = update_benchmark(&bench)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!("SAC update on MT10 shapes, batch {}, {} device, weights every {} update(s), {} timed updates", report.batch, report.device, report.update_weights_every, report.updates);
+    println!("| method | ms/update | ratio to ls | solver us/update |\n|---|---:|---:|---:|");
+    for (name, timing) in &report.methods {
+        println!("| {name} | {:.2} | {:.2} | {:.0} |", timing.ms_per_update, timing.ratio_to_ls, timing.solver_us);
+    }
+    Ok(())
+}
+
+fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
+    if args.config.update_weights_every.is_some() {
+        return Err(UsageError(anyhow!("bench freq sets the frequency from --every; drop --update-weights-every")).into());
+    }
+    let base = args.config.resolve()?;
+    let mut configs = Vec::new();
+    for &every in &args.every {
+        let mut config = base.clone();
+        config.agent.combine.update_weights_every = every;
+        config.run.seeds = vec![args.seed];
+        config.validate().map_err(UsageError)?;
+        configs.push(config);
+    }
+    let method = base.agent.combine.combiner.method;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("freq-{method}-{}", utc_timestamp())));
+    let stop = AtomicBool::new(false);
+    let progress = Progress::new(configs.len(), args.quiet);
+    let mut rows = Vec::new();
+    for (slot, config) in configs.iter().enumerate() {
+        let every = config.agent.combine.update_weights_every;
+        let run_dir = out.join(format!("every-{every}"));
+        create_run_dir(&run_dir, config)?;
+        let job = SeedJob { config, seed: args.seed, dir: seed_dir(&run_dir, args.seed), stop: &stop, progress: &progress, slot };
+        match train_seed(&job).with_context(|| format!("every {every}"))? {
+            SeedOutcome::Finished(summary) => rows.push((every, summary)),
+            SeedOutcome::Interrupted => return Err(Interrupted.into()),
+        }
+    }
+    let table = freq_table(&base, &rows);
+    print!("{table}");
+    std::fs::write(out.join("freq.md"), &table)?;
+    std::fs::write(out.join("freq.csv"), freq_csv(&rows))?;
+    plot_freq(&out.join("freq.png"), method, &rows)?;
+    eprintln!("mt10: wrote {}/freq.md, freq.csv and freq.png", out.display());
+    Ok(())
+}
+
+fn freq_table(base: &RunConfig, rows: &[(usize, Summary)]) -> String {
+    let mut table = format!("{}, {} steps, seed {}\n\n", base.agent.combine.combiner.method, base.run.steps, rows.first().map_or(0, |r| r.1.seed));
+    table.push_str("| every k | ms/update | solver time | best success | final success | wall time |\n|---:|---:|---:|---:|---:|---:|\n");
+    for (every, s) in rows {
+        table.push_str(&format!(
+            "| {every} | {:.2} | {:.1}% | {:.3} | {:.3} | {} |\n",
+            s.update_ms,
+            100.0 * s.solver_time_share,
+            s.best_success,
+            s.final_success,
+            crate::progress::format_duration(std::time::Duration::from_secs_f64(s.wall_time_s))
+        ));
+    }
+    table
+}
+
+fn freq_csv(rows: &[(usize, Summary)]) -> String {
+    let mut csv = String::from("every,ms_per_update,solver_time_share,best_success,final_success,wall_time_s,steps\n");
+    for (every, s) in rows {
+        csv.push_str(&format!("{every},{},{},{},{},{},{}\n", s.update_ms, s.solver_time_share, s.best_success, s.final_success, s.wall_time_s, s.steps));
+    }
+    csv
+}
+
+fn plot_freq(path: &std::path::Path, method: Method, rows: &[(usize, Summary)]) -> anyhow::Result<()> {
+    let series = |label: &str, value: fn(&Summary) -> f64| Series {
+        label: label.to_string(),
+        points: rows.iter().map(|(every, s)| (*every as f64, value(s))).collect(),
+        band: None,
+    };
+    let panel = |title: &str, y_label: &str, series: Vec<Series>| Panel {
+        title: format!("{method}: {title}"),
+        x_label: "weights recomputed every k updates".into(),
+        y_label: y_label.into(),
+        series,
+        log_x: true,
+    };
+    plot::draw(
+        path,
+        &[
+            panel("time per update", "ms per update", vec![series("ms/update", |s| s.update_ms)]),
+            panel("success reached", "success", vec![series("best", |s| s.best_success), series("final", |s| s.final_success)]),
+        ],
+    )
+}

@@ -1,0 +1,207 @@
+//! `mt10 report`: the papers' table from run directories. Seeds are grouped by the run's name,
+//! or else by method and hyper-parameters; per seed the reported number is the best mean success
+//! over its evaluations, and over seeds its mean +- standard error.
+use crate::plot::{self, Panel, Series};
+use crate::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
+use crate::stats::{mean, sem};
+use crate::UsageError;
+use agent::Component;
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run directories (written by `mt10 train`)
+    #[arg(required = true, value_name = "RUN")]
+    runs: Vec<PathBuf>,
+    /// Where report.md, report.csv and the PNG plots go
+    #[arg(long, default_value = "report", value_name = "DIR")]
+    out: PathBuf,
+}
+
+struct SeedResult {
+    evaluations: Vec<MetricsRow>,
+    weights: Vec<WeightsRow>,
+}
+
+impl SeedResult {
+    fn best(&self) -> &MetricsRow {
+        self.evaluations.iter().max_by(|a, b| a.mean_success().total_cmp(&b.mean_success())).expect("seeds have evaluations")
+    }
+
+    fn last(&self) -> &MetricsRow {
+        self.evaluations.last().expect("seeds have evaluations")
+    }
+}
+
+struct Group {
+    label: String,
+    tasks: Vec<String>,
+    seeds: Vec<SeedResult>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let groups = load(&args.runs).map_err(UsageError)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let markdown = markdown(&groups);
+    print!("{markdown}");
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    std::fs::write(args.out.join("report.csv"), csv(&groups))?;
+    plot_success(&args.out.join("success.png"), &groups)?;
+    for group in &groups {
+        plot_weights(&args.out.join(format!("weights-{}.png", file_name(&group.label))), group)?;
+    }
+    eprintln!("mt10: wrote report.md, report.csv, success.png and weights-*.png to {}", args.out.display());
+    Ok(())
+}
+
+fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for run in runs {
+        let config = read_config(run)?;
+        let label = config.run.name.clone().unwrap_or_else(|| config.method_label());
+        for &seed in &config.run.seeds {
+            let dir = seed_dir(run, seed);
+            if !dir.join(METRICS).exists() {
+                continue;
+            }
+            let (tasks, evaluations) = read_metrics(&dir.join(METRICS))?;
+            if evaluations.is_empty() {
+                continue;
+            }
+            let weights = if dir.join(WEIGHTS).exists() { read_weights(&dir.join(WEIGHTS))? } else { Vec::new() };
+            let group = groups.entry(label.clone()).or_insert_with(|| Group { label: label.clone(), tasks: tasks.clone(), seeds: Vec::new() });
+            if group.tasks != tasks {
+                bail!("{}: its tasks differ from those of other `{label}` runs; give the runs different --name", dir.display());
+            }
+            group.seeds.push(SeedResult { evaluations, weights });
+        }
+    }
+    if groups.is_empty() {
+        bail!("no evaluations found in {}", runs.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(groups.into_values().collect())
+}
+
+fn per_seed(group: &Group, value: impl Fn(&SeedResult) -> f64) -> Vec<f64> {
+    group.seeds.iter().map(value).collect()
+}
+
+/// Each task's success at each seed's best evaluation, averaged over seeds.
+fn task_success(group: &Group) -> Vec<f64> {
+    (0..group.tasks.len()).map(|task| mean(&per_seed(group, |s| s.best().success[task]))).collect()
+}
+
+fn markdown(groups: &[Group]) -> String {
+    let mut text = String::from("| method | seeds | steps | best success | final success |\n|---|---:|---:|---:|---:|\n");
+    for group in groups {
+        let best = per_seed(group, |s| s.best().mean_success());
+        let last = per_seed(group, |s| s.last().mean_success());
+        let steps = group.seeds.iter().map(|s| s.last().step).min().unwrap_or(0);
+        text.push_str(&format!(
+            "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} |\n",
+            group.label,
+            group.seeds.len(),
+            mean(&best),
+            sem(&best),
+            mean(&last),
+            sem(&last)
+        ));
+    }
+    text.push_str("\nBest success: each seed's best mean success over its evaluations (as the papers report), mean +- s.e.m. over seeds.\n\n");
+    for group in groups {
+        text.push_str(&format!("Per-task success of `{}` (at each seed's best evaluation, mean over seeds):\n\n", group.label));
+        text.push_str(&format!("| {} |\n|{}\n", group.tasks.join(" | "), "---:|".repeat(group.tasks.len())));
+        let values: Vec<String> = task_success(group).iter().map(|v| format!("{v:.2}")).collect();
+        text.push_str(&format!("| {} |\n\n", values.join(" | ")));
+    }
+    text
+}
+
+fn csv(groups: &[Group]) -> String {
+    let tasks: Vec<&String> = groups.iter().flat_map(|g| &g.tasks).fold(Vec::new(), |mut all, t| {
+        if !all.contains(&t) {
+            all.push(t);
+        }
+        all
+    });
+    let mut text = String::from("method,seeds,best_success_mean,best_success_sem,final_success_mean,final_success_sem");
+    tasks.iter().for_each(|t| text.push_str(&format!(",success:{t}")));
+    text.push('\n');
+    for group in groups {
+        let best = per_seed(group, |s| s.best().mean_success());
+        let last = per_seed(group, |s| s.last().mean_success());
+        text.push_str(&format!("\"{}\",{},{},{},{},{}", group.label, group.seeds.len(), mean(&best), sem(&best), mean(&last), sem(&last)));
+        let per_task = task_success(group);
+        for task in &tasks {
+            match group.tasks.iter().position(|t| t == *task) {
+                Some(i) => text.push_str(&format!(",{}", per_task[i])),
+                None => text.push(','),
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Mean +- s.e.m. over the seeds that evaluated at each step.
+fn success_curve(group: &Group) -> Series {
+    let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for seed in &group.seeds {
+        for row in &seed.evaluations {
+            by_step.entry(row.step).or_default().push(row.mean_success());
+        }
+    }
+    Series {
+        label: format!("{} ({} seeds)", group.label, group.seeds.len()),
+        points: by_step.iter().map(|(&step, values)| (step as f64, mean(values))).collect(),
+        band: Some(by_step.values().map(|values| sem(values)).collect()),
+    }
+}
+
+fn plot_success(path: &Path, groups: &[Group]) -> anyhow::Result<()> {
+    let panel = Panel {
+        title: "evaluation success (mean over tasks), mean +- s.e.m. over seeds".into(),
+        x_label: "vector steps".into(),
+        y_label: "success".into(),
+        series: groups.iter().map(success_curve).collect(),
+        log_x: false,
+    };
+    plot::draw(path, &[panel])
+}
+
+/// One panel per component: each task's combiner weight over time, mean over seeds.
+fn plot_weights(path: &Path, group: &Group) -> anyhow::Result<()> {
+    let panels: Vec<Panel> = Component::ALL
+        .iter()
+        .map(|component| {
+            let mut by_step: BTreeMap<u64, Vec<&Vec<f64>>> = BTreeMap::new();
+            for row in group.seeds.iter().flat_map(|s| &s.weights).filter(|r| r.component == component.as_str()) {
+                by_step.entry(row.step).or_default().push(&row.weights);
+            }
+            let series = group
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(task, name)| Series {
+                    label: name.clone(),
+                    points: by_step.iter().map(|(&step, rows)| (step as f64, mean(&rows.iter().map(|w| w[task]).collect::<Vec<_>>()))).collect(),
+                    band: None,
+                })
+                .collect();
+            Panel {
+                title: format!("{}: {component} weights", group.label),
+                x_label: "vector steps".into(),
+                y_label: "weight".into(),
+                series,
+                log_x: false,
+            }
+        })
+        .collect();
+    plot::draw(path, &panels)
+}
+
+fn file_name(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}

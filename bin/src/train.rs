@@ -1,0 +1,223 @@
+//! `mt10 train`: resolve and check the config, lay out the run directory, train the seeds
+//! (several at once), print a table; `--resume DIR` continues a run's unfinished seeds.
+use crate::config::{ConfigArgs, RunConfig};
+use crate::progress::Progress;
+use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
+use crate::stats::{mean, sem};
+use crate::trainer::{train_seed, SeedJob, SeedOutcome};
+use crate::{Interrupted, UsageError};
+use agent::DeviceChoice;
+use anyhow::{anyhow, Context};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Train seeds 1..=N
+    #[arg(long, value_name = "N", conflicts_with = "seed_list")]
+    seeds: Option<u64>,
+    /// Train these seeds, e.g. 1,2,5
+    #[arg(long, value_delimiter = ',', value_name = "SEEDS")]
+    seed_list: Option<Vec<u64>>,
+    /// Seeds trained at once [default: from the cores, or 4 on a GPU]
+    #[arg(long, value_name = "J")]
+    jobs: Option<usize>,
+    /// Run directory [default: runs/<name or method>-<UTC time>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A name for the run, used by `mt10 report` to label and group it
+    #[arg(long)]
+    name: Option<String>,
+    /// No progress lines (for logs and CI); the final table is still printed
+    #[arg(long)]
+    quiet: bool,
+    /// Print the resolved config (TOML) and exit without training
+    #[arg(long, conflicts_with = "resume")]
+    print_config: bool,
+    /// Continue the unfinished seeds of a run directory from their last checkpoints
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["ConfigArgs", "seeds", "seed_list", "out", "name"])]
+    resume: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (config, dir) = match &args.resume {
+        Some(dir) => (read_config(dir).map_err(UsageError)?, dir.clone()),
+        None => {
+            let config = resolve(args)?;
+            if args.print_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
+            let dir = args.out.clone().unwrap_or_else(|| default_dir(&config));
+            create_run_dir(&dir, &config)?;
+            (config, dir)
+        }
+    };
+    let seeds = &config.run.seeds;
+    let mut pending = Vec::new();
+    for &seed in seeds {
+        if read_summary(&seed_dir(&dir, seed))?.is_none() {
+            pending.push(seed);
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
+    // libtorch's thread pool is shared by all seeds: split the cores between them.
+    tch::set_num_threads((cores() / jobs).max(1) as i32);
+    if !args.quiet {
+        eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
+    }
+    let stop = stop_on_ctrl_c()?;
+    let progress = Progress::new(pending.len(), args.quiet);
+    let outcomes: Vec<Mutex<Option<anyhow::Result<SeedOutcome>>>> = pending.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&seed) = pending.get(slot) else { break };
+                let job = SeedJob { config: &config, seed, dir: seed_dir(&dir, seed), stop, progress: &progress, slot };
+                let outcome = train_seed(&job).with_context(|| format!("seed {seed}"));
+                if outcome.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                *outcomes[slot].lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+            });
+        }
+    });
+    let mut failure = None;
+    let mut interrupted = false;
+    for outcome in outcomes {
+        match outcome.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(SeedOutcome::Finished(_))) => {}
+            Some(Ok(SeedOutcome::Interrupted)) | None => interrupted = true,
+            Some(Err(error)) => failure = failure.or(Some(error)),
+        }
+    }
+    let summaries: Vec<Summary> = seeds.iter().filter_map(|&s| read_summary(&seed_dir(&dir, s)).ok().flatten()).collect();
+    print!("{}", final_table(&summaries));
+    if let Some(error) = failure {
+        return Err(error.context(format!("resume the other seeds with `mt10 train --resume {}`", dir.display())));
+    }
+    if interrupted {
+        eprintln!("mt10: interrupted; checkpoints written; continue with `mt10 train --resume {}`", dir.display());
+        return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+fn resolve(args: &Args) -> anyhow::Result<RunConfig> {
+    let mut config = args.config.resolve()?;
+    if let Some(n) = args.seeds {
+        config.run.seeds = (1..=n).collect();
+    }
+    if let Some(list) = &args.seed_list {
+        config.run.seeds.clone_from(list);
+    }
+    config.run.name.clone_from(&args.name);
+    config.validate().map_err(UsageError)?;
+    Ok(config)
+}
+
+/// A new run directory with the resolved config; an existing non-empty one is refused (its
+/// seeds would be mixed with this run's), pointing at `--resume`.
+pub fn create_run_dir(dir: &Path, config: &RunConfig) -> anyhow::Result<()> {
+    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(UsageError(anyhow!("{} already exists and is not empty (continue it with --resume)", dir.display())).into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join(CONFIG), config.to_toml())?;
+    Ok(())
+}
+
+fn default_dir(config: &RunConfig) -> PathBuf {
+    let label = config.run.name.clone().unwrap_or_else(|| config.agent.combine.combiner.method.to_string());
+    PathBuf::from("runs").join(format!("{label}-{}", utc_timestamp()))
+}
+
+pub fn utc_timestamp() -> String {
+    format_utc(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+fn format_utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Each CPU seed keeps about two cores busy (learner and env thread); a GPU takes a few seeds
+/// at once, the envs then being the limit.
+fn default_jobs(config: &RunConfig) -> usize {
+    let on_gpu = match config.agent.device {
+        DeviceChoice::Cuda => true,
+        DeviceChoice::Auto => tch::Cuda::is_available(),
+        DeviceChoice::Cpu => false,
+    };
+    if on_gpu {
+        4
+    } else {
+        (cores() / 2).max(1)
+    }
+}
+
+/// The first Ctrl-C asks the seeds to checkpoint and stop; a second one ends the process.
+fn stop_on_ctrl_c() -> anyhow::Result<&'static AtomicBool> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nmt10: stopping after the current step (checkpointing); Ctrl-C again to quit at once");
+    })
+    .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(&STOP)
+}
+
+fn final_table(summaries: &[Summary]) -> String {
+    if summaries.is_empty() {
+        return String::new();
+    }
+    let mut table = String::from("| seed | steps | best success | final success | wall time | steps/s | solver time |\n");
+    table.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+    for s in summaries {
+        table.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {} | {:.1} | {:.1}% |\n",
+            s.seed,
+            s.steps,
+            s.best_success,
+            s.final_success,
+            crate::progress::format_duration(std::time::Duration::from_secs_f64(s.wall_time_s)),
+            s.steps_per_s,
+            100.0 * s.solver_time_share
+        ));
+    }
+    let best: Vec<f64> = summaries.iter().map(|s| s.best_success).collect();
+    table.push_str(&format!("\nbest success: {:.3} +- {:.3} (mean +- s.e.m. over {} seeds)\n", mean(&best), sem(&best), best.len()));
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps_of_known_instants() {
+        assert_eq!(super::format_utc(0), "19700101-000000");
+        assert_eq!(super::format_utc(951_782_400), "20000229-000000");
+        assert_eq!(super::format_utc(1_700_000_000), "20231114-221320");
+    }
+}

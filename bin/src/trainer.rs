@@ -1,0 +1,263 @@
+//! One seed's training, the papers' protocol: uniform random actions for the first
+//! `random_steps` vector steps, then `initial_updates` updates at once, then one update per
+//! vector step; a deterministic evaluation every `eval_every` steps (and at 0 and the end).
+//!
+//! The env steps on the envs crate's worker thread while the learner updates: at each step the
+//! learner picks actions, hands them over, runs its update, then collects the transitions, so
+//! an update at step `t` sees the transitions of steps `< t` exactly as in the sequential loop.
+use crate::checkpoint::{self, TrainerState};
+use crate::config::RunConfig;
+use crate::episodes::{Episode, EpisodeTracker};
+use crate::evaluation::{evaluate, evaluation_env};
+use crate::logbook::Logbook;
+use crate::progress::{Progress, SeedStatus};
+use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY};
+use crate::stats::mean;
+use agent::{ActionMode, Component, Sac, UpdateReport};
+use envs::Worker;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub struct SeedJob<'a> {
+    pub config: &'a RunConfig,
+    pub seed: u64,
+    pub dir: PathBuf,
+    /// Set by Ctrl-C: checkpoint and return.
+    pub stop: &'a AtomicBool,
+    pub progress: &'a Progress,
+    pub slot: usize,
+}
+
+pub enum SeedOutcome {
+    Finished(Summary),
+    Interrupted,
+}
+
+pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
+    let (config, run) = (job.config, &job.config.run);
+    let resumed = checkpoint::latest(&job.dir)?;
+    let mut state = resumed.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+    let (worker, mut obs) = Worker::spawn(config.env.clone(), job.seed)?;
+    let spec = worker.spec().clone();
+    // The checkpoint holds no RNG state: a resumed seed draws from fresh streams.
+    let mut sac = Sac::new(config.agent.clone(), &spec, job.seed.wrapping_add(state.step))?;
+    if let Some(checkpoint) = &resumed {
+        checkpoint.load_agent(&mut sac)?;
+    }
+    let mut log = Logbook::open(&job.dir, &spec.task_names, state.step)?;
+    let mut tracker = EpisodeTracker::new(spec.num_tasks());
+    let mut window = Window::new(spec.num_tasks());
+    let session = Instant::now();
+    let (wall_before, step_before) = (state.wall_time_s, state.step);
+    let status = |state: &TrainerState, log: &Logbook, label: &'static str| SeedStatus {
+        seed: job.seed,
+        step: state.step,
+        steps: run.steps,
+        steps_per_s: (state.step - step_before) as f64 / session.elapsed().as_secs_f64().max(1e-9),
+        last_success: log.evaluations.last().map(|row| row.mean_success()),
+        state: label,
+    };
+    // The replay buffer is not in the checkpoint: refill it (with the current policy, no
+    // updates) before learning resumes.
+    let mut refill = if state.step >= run.random_steps { run.random_steps } else { 0 };
+    if state.step == 0 {
+        evaluate_now(&sac, job, &mut log, 0, 0.0)?;
+    }
+    while state.step < run.steps {
+        if job.stop.load(Ordering::SeqCst) {
+            state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
+            checkpoint::save(&job.dir, config, &sac, &state)?;
+            log.flush()?;
+            job.progress.update(job.slot, status(&state, &log, "interrupted"), true);
+            return Ok(SeedOutcome::Interrupted);
+        }
+        let learning = refill == 0 && state.step >= run.random_steps;
+        let actions = if refill == 0 && !learning { sac.random_actions() } else { sac.act(&obs, ActionMode::Stochastic)? };
+        worker.send_actions(actions.clone())?;
+        let updates = match learning {
+            false => 0,
+            true if state.step == run.random_steps => run.initial_updates,
+            true => 1,
+        };
+        for _ in 0..updates {
+            let report = sac.update()?;
+            state.update_ms_total += report.ms;
+            state.solver_us_total += solver_us(&report);
+            window.add_update(&report);
+        }
+        let waiting = Instant::now();
+        let transitions = worker.recv_step()?;
+        window.env_wait_ms += waiting.elapsed().as_secs_f64() * 1e3;
+        sac.observe(&obs, &actions, &transitions)?;
+        window.episodes.extend(tracker.record(&transitions));
+        obs = transitions.obs;
+        if refill > 0 {
+            refill -= 1;
+            state.refill_steps += 1;
+            continue;
+        }
+        state.step += 1;
+        window.steps += 1;
+        if state.step % run.log_every == 0 {
+            window.write(&mut log, state.step)?;
+        }
+        let evaluating = state.step % run.eval_every == 0 || state.step == run.steps;
+        if evaluating {
+            evaluate_now(&sac, job, &mut log, state.step, wall_before + session.elapsed().as_secs_f64())?;
+        }
+        if state.step % run.checkpoint_every == 0 || state.step == run.steps {
+            state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
+            checkpoint::save(&job.dir, config, &sac, &state)?;
+        }
+        job.progress.update(job.slot, status(&state, &log, "running"), evaluating);
+    }
+    state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
+    let summary = summarize(job, &sac, &state, &log);
+    write_atomically(&job.dir.join(SUMMARY), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    log.flush()?;
+    job.progress.update(job.slot, status(&state, &log, "done"), true);
+    Ok(SeedOutcome::Finished(summary))
+}
+
+fn evaluate_now(sac: &Sac, job: &SeedJob, log: &mut Logbook, step: u64, wall_time_s: f64) -> anyhow::Result<()> {
+    let run = &job.config.run;
+    let mut env = evaluation_env(&job.config.env, job.seed)?;
+    let row = evaluate(sac, env.as_mut(), run.eval_episodes, step)?;
+    log.evaluation(MetricsRow { wall_time_s, ..row })
+}
+
+fn solver_us(report: &UpdateReport) -> f64 {
+    report.critic.solver_us + report.actor.solver_us + report.alpha.solver_us
+}
+
+fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook) -> Summary {
+    let best = log.evaluations.iter().max_by(|a, b| a.mean_success().total_cmp(&b.mean_success()));
+    let updates = sac.updates();
+    Summary {
+        seed: job.seed,
+        method: job.config.method_label(),
+        steps: state.step,
+        best_success: best.map_or(0.0, |row| row.mean_success()),
+        best_step: best.map_or(0, |row| row.step),
+        final_success: log.evaluations.last().map_or(0.0, |row| row.mean_success()),
+        wall_time_s: state.wall_time_s,
+        steps_per_s: state.step as f64 / state.wall_time_s.max(1e-9),
+        updates,
+        update_ms: state.update_ms_total / updates.max(1) as f64,
+        solver_time_share: state.solver_us_total * 1e-6 / state.wall_time_s.max(1e-9),
+        skipped_updates: sac.skipped_updates().iter().map(|(_, n)| n).sum(),
+        refill_steps: state.refill_steps,
+    }
+}
+
+/// Training scalars accumulated over one log interval.
+struct Window {
+    started: Instant,
+    steps: u64,
+    updates: u64,
+    update_ms: f64,
+    solver_us: f64,
+    env_wait_ms: f64,
+    skipped: u64,
+    /// Per component (critic, actor, alpha): summed mean task loss and weights, the last Gram.
+    losses: [f64; 3],
+    weights: [Vec<f64>; 3],
+    grams: [Option<Vec<f64>>; 3],
+    alpha: f64,
+    episodes: Vec<Episode>,
+}
+
+impl Window {
+    fn new(num_tasks: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            steps: 0,
+            updates: 0,
+            update_ms: 0.0,
+            solver_us: 0.0,
+            env_wait_ms: 0.0,
+            skipped: 0,
+            losses: [0.0; 3],
+            weights: std::array::from_fn(|_| vec![0.0; num_tasks]),
+            grams: Default::default(),
+            alpha: 0.0,
+            episodes: Vec::new(),
+        }
+    }
+
+    fn add_update(&mut self, report: &UpdateReport) {
+        self.updates += 1;
+        self.update_ms += report.ms;
+        self.solver_us += solver_us(report);
+        self.alpha += mean(&report.alpha_values);
+        for (i, component) in [&report.critic, &report.actor, &report.alpha].into_iter().enumerate() {
+            self.losses[i] += mean(&component.task_losses);
+            self.weights[i].iter_mut().zip(&component.weights).for_each(|(sum, w)| *sum += w);
+            if component.gram.is_some() {
+                self.grams[i].clone_from(&component.gram);
+            }
+            self.skipped += u64::from(component.skipped.is_some());
+        }
+    }
+
+    fn write(&mut self, log: &mut Logbook, step: u64) -> anyhow::Result<()> {
+        let seconds = self.started.elapsed().as_secs_f64();
+        log.scalar("perf/steps_per_s", self.steps as f64 / seconds.max(1e-9), step);
+        log.scalar("time/env_wait_ms", self.env_wait_ms / self.steps.max(1) as f64, step);
+        if self.updates > 0 {
+            let n = self.updates as f64;
+            log.scalar("time/update_ms", self.update_ms / n, step);
+            log.scalar("time/solver_us", self.solver_us / n, step);
+            log.scalar("alpha", self.alpha / n, step);
+            log.scalar("train/skipped_updates", self.skipped as f64, step);
+            for (i, component) in Component::ALL.into_iter().enumerate() {
+                log.scalar(&format!("loss/{component}"), self.losses[i] / n, step);
+                let weights = self.weights[i].iter().map(|w| w / n).collect();
+                log.weights(&WeightsRow { step, component: component.to_string(), weights })?;
+                if let Some(gram) = &self.grams[i] {
+                    let (cond, conflicts) = gram_statistics(gram);
+                    log.scalar(&format!("gram/{component}/cond"), cond, step);
+                    log.scalar(&format!("gram/{component}/conflicts"), conflicts, step);
+                }
+            }
+        }
+        if !self.episodes.is_empty() {
+            let successes: Vec<f64> = self.episodes.iter().map(|e| f64::from(u8::from(e.success))).collect();
+            log.scalar("train/success", mean(&successes), step);
+            let k = self.weights[0].len();
+            let mut returns = vec![Vec::new(); k];
+            self.episodes.iter().for_each(|e| returns[e.task].push(e.return_));
+            let means: Vec<f64> = returns.iter().map(|r| if r.is_empty() { f64::NAN } else { mean(r) }).collect();
+            log.task_scalars("train/episode_reward", &means, step);
+        }
+        *self = Self::new(self.weights[0].len());
+        Ok(())
+    }
+}
+
+/// The condition number of a (row-major, symmetric) Gram matrix and the share of its
+/// off-diagonal entries that are negative (pairs of conflicting task gradients).
+fn gram_statistics(gram: &[f64]) -> (f64, f64) {
+    let k = (gram.len() as f64).sqrt() as usize;
+    let eigenvalues = nalgebra::DMatrix::from_row_slice(k, k, gram).symmetric_eigenvalues();
+    let (max, min) = (eigenvalues.max(), eigenvalues.min().max(0.0));
+    let off_diagonal = k * k - k;
+    let negative = (0..k * k).filter(|&i| i / k != i % k && gram[i] < 0.0).count();
+    (max / min, negative as f64 / off_diagonal.max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gram_statistics;
+
+    #[test]
+    fn gram_statistics_of_a_known_matrix() {
+        // Eigenvalues 3 and 1; one conflicting pair out of one.
+        let (cond, conflicts) = gram_statistics(&[2.0, -1.0, -1.0, 2.0]);
+        assert!((cond - 3.0).abs() < 1e-12, "{cond}");
+        assert_eq!(conflicts, 1.0);
+        let (_, conflicts) = gram_statistics(&[1.0, 0.5, 0.5, 1.0]);
+        assert_eq!(conflicts, 0.0);
+    }
+}

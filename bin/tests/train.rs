@@ -1,0 +1,252 @@
+//! `mt10 train`, `eval`, `report` and `bench freq` end to end on the toy suite (no Python in the
+//! trainings), with tiny settings so that each training takes seconds.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn mt10(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mt10"));
+    command.args(args);
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    mt10(args).output().expect("mt10 runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mt10-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The toy preset shrunk to seconds: small networks, short warm-up, frequent evaluations.
+const TINY: [&str; 16] = [
+    "--preset",
+    "toy",
+    "--quiet",
+    "--set",
+    "agent.hidden=[16,16]",
+    "--batch-size",
+    "64",
+    "--set",
+    "run.random_steps=100",
+    "--set",
+    "run.initial_updates=20",
+    "--set",
+    "run.eval_episodes=1",
+    "--set",
+    "run.log_every=50",
+    "--jobs=2",
+];
+
+fn train_tiny(out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["train", "--out", out.to_str().unwrap()];
+    args.extend(TINY);
+    args.extend(extra);
+    ok(&args)
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_creates_nothing() {
+    let out = scratch("rejected");
+    let cases: [(&[&str], &str); 8] = [
+        (&["--method", "nope"], "unknown method 'nope'"),
+        (&["--method", "fairgrad", "--alpha", "-1"], "alpha"),
+        (&["--method", "ls", "--alpha", "2"], "does not take alpha"),
+        (&["--tasks", "reach,fly"], "unknown task \"fly\""),
+        (&["--set", "agent.hiden=[8]"], "unknown field `hiden`"),
+        (&["--set", "run.steps"], "expected key=value"),
+        (&["--preset", "toy", "--seed-list", "1,1"], "seed 1 is listed twice"),
+        (&["--preset", "toy", "--batch-size", "2"], "batch_size 2"),
+    ];
+    for (args, message) in cases {
+        let mut full = vec!["train", "--out", out.to_str().unwrap()];
+        full.extend(args);
+        let result = run(&full);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line, got {stderr}");
+        assert!(stderr.starts_with("mt10: ") && stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} created {}", out.display());
+    }
+    let not_a_run = scratch("not-a-run");
+    std::fs::create_dir_all(&not_a_run).unwrap();
+    let result = run(&["train", "--resume", not_a_run.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("is not a run directory"));
+    let conflicting = run(&["train", "--resume", not_a_run.to_str().unwrap(), "--steps", "5"]);
+    assert_eq!(conflicting.status.code(), Some(2));
+    std::fs::remove_dir_all(&not_a_run).unwrap();
+}
+
+#[test]
+fn the_resolved_config_applies_preset_then_flags_then_set() {
+    let text = ok(&["train", "--preset", "toy", "--method", "fairgrad", "--alpha", "3", "--steps", "123", "--set", "run.steps=77", "--set", "agent.hidden=[8,8]", "--seed-list", "4,2", "--print-config"]);
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(config["run"]["steps"].as_integer(), Some(77), "--set comes after --steps");
+    assert_eq!(config["run"]["seeds"].as_array().unwrap().iter().map(|s| s.as_integer().unwrap()).collect::<Vec<_>>(), [4, 2]);
+    assert_eq!(config["agent"]["hidden"].as_array().unwrap().len(), 2);
+    assert_eq!(config["agent"]["combine"]["combiner"]["method"].as_str(), Some("fairgrad"));
+    assert_eq!(config["agent"]["combine"]["combiner"]["alpha"].as_float(), Some(3.0));
+    assert_eq!(config["env"]["kind"].as_str(), Some("toy"));
+
+    // The default preset is the papers' protocol.
+    let mtrl: toml::Table = toml::from_str(&ok(&["train", "--method", "nash", "--update-weights-every", "50", "--print-config"])).unwrap();
+    assert_eq!(mtrl["run"]["steps"].as_integer(), Some(2_000_000));
+    assert_eq!(mtrl["run"]["random_steps"].as_integer(), Some(1500));
+    assert_eq!(mtrl["run"]["eval_every"].as_integer(), Some(10_000));
+    assert_eq!(mtrl["env"]["max_episode_steps"].as_integer(), Some(150));
+    assert_eq!(mtrl["env"]["num_goals"].as_integer(), Some(1));
+    assert_eq!(mtrl["agent"]["batch_size"].as_integer(), Some(1280));
+    assert_eq!(mtrl["agent"]["replay_capacity"].as_integer(), Some(1_000_000));
+    assert_eq!(mtrl["agent"]["combine"]["update_weights_every"].as_integer(), Some(50));
+}
+
+/// `(step, value)` of every scalar tag, as TensorBoard's own reader sees the event files.
+fn tensorboard_scalars(dir: &Path) -> serde_json::Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = "import json, sys\n\
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
+print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+    let out = Command::new(python).args(["-c", script, dir.to_str().unwrap()]).output().expect("the venv's python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn two_seeds_train_in_parallel_with_tensorboard_metrics_summaries_and_evaluable_checkpoints() {
+    let out = scratch("two-seeds");
+    let table = train_tiny(&out, &["--seeds", "2", "--steps", "300", "--set", "run.eval_every=100", "--set", "run.checkpoint_every=200"]);
+    assert!(table.contains("| 1 | 300 |") && table.contains("| 2 | 300 |"), "{table}");
+    assert!(out.join("config.toml").is_file());
+    for seed in [1, 2] {
+        let dir = out.join(format!("seed-{seed}"));
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["steps"], 300);
+        assert_eq!(summary["updates"], 20 + 199, "initial updates, then one per step after the random ones");
+        let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        let steps: Vec<&str> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(steps, ["0", "100", "200", "300"]);
+        assert!(metrics.starts_with("step,wall_time_s,mean_success,success:reach-0-loud,"), "{metrics}");
+        let best = metrics.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max);
+        assert_eq!(summary["best_success"].as_f64(), Some(best));
+
+        let scalars = tensorboard_scalars(&dir);
+        for tag in ["eval/success", "eval/success/reach-1", "train/success", "train/episode_reward/reach-2", "loss/critic", "loss/actor", "loss/alpha", "alpha", "weights/critic/reach-0-loud", "time/update_ms", "time/solver_us", "perf/steps_per_s"] {
+            assert!(scalars.get(tag).is_some(), "seed {seed}: no {tag} in {:?}", scalars.as_object().unwrap().keys());
+        }
+        let eval: Vec<(u64, f64)> = scalars["eval/success"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
+        assert_eq!(eval.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 100, 200, 300]);
+        let csv_values: Vec<f64> = metrics.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
+        for ((_, tb), csv) in eval.iter().zip(&csv_values) {
+            assert!((tb - csv).abs() < 1e-6, "TensorBoard {tb} vs metrics.csv {csv}");
+        }
+        assert!(dir.join("checkpoints/step-300/agent").is_dir() && dir.join("checkpoints/step-200").is_dir());
+    }
+
+    let eval = ok(&["eval", "--checkpoint", out.join("seed-2").to_str().unwrap(), "--episodes", "2"]);
+    assert!(eval.contains("at step 300, seed 2, 2 episode(s) per task") && eval.contains("| reach-3 |"), "{eval}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill").args([name, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_killed_then_interrupted_run_resumes_to_the_same_step_count() {
+    let out = scratch("resume");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "1500"];
+    args.extend(TINY);
+    args.extend(["--set", "run.eval_every=100", "--set", "run.checkpoint_every=100"]);
+    let seed_dir = out.join("seed-1");
+
+    let mut killed = mt10(&args).spawn().unwrap();
+    wait_for(&seed_dir.join("checkpoints/step-200"));
+    signal(&killed, "-KILL");
+    killed.wait().unwrap();
+
+    let resume = ["train", "--resume", out.to_str().unwrap(), "--quiet"];
+    let mut interrupted = mt10(&resume).spawn().unwrap();
+    let metrics = seed_dir.join("metrics.csv");
+    let rows = || std::fs::read_to_string(&metrics).map_or(0, |text| text.lines().count());
+    let start = Instant::now();
+    // Wait until the resumed run has evaluated past where it was killed.
+    while rows() < 6 {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&interrupted, "-INT");
+    assert_eq!(interrupted.wait().unwrap().code(), Some(130), "Ctrl-C exits with 130");
+    assert!(!seed_dir.join("summary.json").exists(), "interrupted before the end");
+
+    let table = ok(&resume);
+    assert!(table.contains("| 1 | 1500 |"), "{table}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(seed_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["steps"], 1500);
+    assert!(summary["refill_steps"].as_u64().unwrap() >= 100, "resumed runs refill the replay buffer");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let steps: Vec<u64> = text.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(steps, (0..=15).map(|i| i * 100).collect::<Vec<_>>(), "one row per evaluation, none repeated");
+    let checkpoints = std::fs::read_dir(seed_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect::<Vec<_>>();
+    assert!(checkpoints.contains(&"step-1500".to_string()) && checkpoints.iter().all(|c| c.starts_with("step-")), "{checkpoints:?}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn report_groups_two_runs_by_method_into_tables_and_plots() {
+    let (ls, fairgrad, report) = (scratch("report-ls"), scratch("report-fairgrad"), scratch("report-out"));
+    let common = ["--steps", "200", "--seeds", "2", "--set", "run.eval_every=100"];
+    train_tiny(&ls, &common);
+    train_tiny(&fairgrad, &[&common[..], &["--method", "fairgrad", "--alpha", "2"]].concat());
+    let table = ok(&["report", ls.to_str().unwrap(), fairgrad.to_str().unwrap(), "--out", report.to_str().unwrap()]);
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ls |") || l.starts_with("| fairgrad alpha=2.0 |")).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows.iter().all(|r| r.contains("| 2 | 200 |")), "two seeds each, 200 steps: {table}");
+    assert!(table.contains("Per-task success of `fairgrad alpha=2.0`"), "{table}");
+    assert_eq!(std::fs::read_to_string(report.join("report.md")).unwrap(), table);
+    let csv = std::fs::read_to_string(report.join("report.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("method,seeds,best_success_mean,best_success_sem,final_success_mean,final_success_sem,success:reach-0-loud"));
+    for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png"] {
+        let bytes = std::fs::read(report.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+    for dir in [ls, fairgrad, report] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn bench_freq_trains_once_per_frequency_on_the_toy_preset() {
+    let out = scratch("freq");
+    let mut args = vec!["bench", "freq", "--method", "fairgrad", "--every", "1,5", "--steps", "200", "--out", out.to_str().unwrap()];
+    args.extend(TINY.iter().filter(|a| **a != "--jobs=2"));
+    let table = ok(&args);
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 5 |")).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let csv = std::fs::read_to_string(out.join("freq.csv")).unwrap();
+    let every: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(every, ["1", "5"]);
+    assert!(std::fs::read(out.join("freq.png")).unwrap().starts_with(b"\x89PNG"));
+    let config = std::fs::read_to_string(out.join("every-5/config.toml")).unwrap();
+    assert!(config.contains("update_weights_every = 5"), "{config}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
