@@ -1,5 +1,5 @@
 //! `cargo run --release -p agent --no-default-features --example update_benchmark -- [cpu|cuda]
-//! [updates] [update_weights_every] [methods,comma,separated]`: prints the JSON report.
+//! [updates] [update_weights_every] [methods,comma,separated] [threads]`: prints the JSON report.
 use agent::bench::{update_benchmark, UpdateBenchmark};
 use solvers::{CombinerConfig, Method};
 
@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(methods) = args.get(3) {
         bench.methods = methods.split(',').map(|m| Ok(CombinerConfig::new(m.parse::<Method>()?))).collect::<Result<_, solvers::SolverError>>()?;
+    }
+    if let Some(threads) = args.get(4) {
+        bench.threads = Some(threads.parse()?);
     }
     println!("{}", serde_json::to_string_pretty(&update_benchmark(&bench)?)?);
     Ok(())

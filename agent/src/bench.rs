@@ -25,6 +25,9 @@ pub struct UpdateBenchmark {
     pub obs_dim: usize,
     pub action_dim: usize,
     pub hidden: Vec<usize>,
+    /// libtorch's intra-op threads; `None` keeps its default (one per core). On a shared
+    /// machine one thread gives steadier numbers: an oversubscribed OpenMP pool stalls.
+    pub threads: Option<usize>,
 }
 
 impl Default for UpdateBenchmark {
@@ -43,6 +46,7 @@ impl Default for UpdateBenchmark {
             obs_dim: 39,
             action_dim: 4,
             hidden: vec![400, 400, 400],
+            threads: None,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct MethodTiming {
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateBenchmarkReport {
     pub device: String,
+    /// libtorch's intra-op threads during the run.
+    pub threads: usize,
     pub batch: usize,
     pub update_weights_every: usize,
     pub updates: usize,
@@ -82,6 +88,9 @@ fn ordered_map<S: Serializer>(entries: &[(String, MethodTiming)], serializer: S)
 /// Builds one agent per method on the same synthetic replay data, then times their updates
 /// interleaved (one update of each method in turn), so that machine noise hits all alike.
 pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport, AgentError> {
+    if let Some(threads) = bench.threads {
+        tch::set_num_threads(threads as i32);
+    }
     let spec = EnvSpec {
         task_names: (0..bench.num_tasks).map(|k| format!("task{k}")).collect(),
         obs_dim: bench.obs_dim,
@@ -139,6 +148,7 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
         .collect();
     Ok(UpdateBenchmarkReport {
         device: format!("{:?}", agents[0].device()).to_lowercase(),
+        threads: tch::get_num_threads() as usize,
         batch: bench.batch_size,
         update_weights_every: bench.update_weights_every,
         updates,

@@ -179,7 +179,8 @@ impl ComponentLearner {
         combiner: Box<dyn Combiner>,
         settings: &LearnerSettings,
     ) -> Self {
-        let (params, sharing): (Vec<Tensor>, Vec<Sharing>) = params.into_iter().map(|p| (Sharing::of(&p), p)).map(|(s, p)| (p.value, s)).unzip();
+        let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
+        let params: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
         let adam = Adam::new(&params, settings.lr, settings.beta1, settings.beta2, settings.eps);
         Self {
             component,

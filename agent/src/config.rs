@@ -236,3 +236,31 @@ impl SacConfig {
         problem.map_or(Ok(()), |p| Err(AgentError::Config(p)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_round_trip_and_missing_fields_take_the_mtrl_values() {
+        let plus = SacConfig::plus();
+        assert_eq!(serde_json::from_str::<SacConfig>(&serde_json::to_string(&plus).unwrap()).unwrap(), plus);
+        let partial = r#"{"architecture": "multi_head",
+            "combine": {"combiner": {"method": "fairgrad", "alpha": 1.5}, "update_weights_every": 10}}"#;
+        let config: SacConfig = serde_json::from_str(partial).unwrap();
+        let mut expected = SacConfig { architecture: Architecture::MultiHead, ..SacConfig::mtrl() };
+        expected.combine = CombineConfig { update_weights_every: 10, ..CombineConfig::new(Method::FairGrad) };
+        expected.combine.combiner.alpha = Some(1.5);
+        assert_eq!(config, expected);
+        assert!(serde_json::from_str::<SacConfig>(r#"{"batchsize": 128}"#).is_err(), "a misspelt field is an error");
+    }
+
+    #[test]
+    fn famo_reweights_only_the_critic_unless_told_otherwise() {
+        let famo = CombineConfig::new(Method::Famo);
+        assert_eq!(Component::ALL.map(|c| famo.applies_to(c)), [true, false, false]);
+        assert_eq!(Component::ALL.map(|c| CombineConfig::new(Method::Nash).applies_to(c)), [true, true, true]);
+        let actor_only = CombineConfig { components: Some(vec![Component::Actor]), ..famo };
+        assert_eq!(Component::ALL.map(|c| actor_only.applies_to(c)), [false, true, false]);
+    }
+}

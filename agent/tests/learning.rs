@@ -49,6 +49,9 @@ fn success_rate(sac: &Sac) -> f64 {
 }
 
 fn assert_learns(method: Method) {
+    // The two tests run side by side: one libtorch thread each fits 2 cores (an oversubscribed
+    // OpenMP pool slows updates 10-100x, measured here).
+    tch::set_num_threads(1);
     let mut env = ToyEnv::new(toy(), 1).unwrap();
     let mut sac = Sac::new(config(method), env.spec(), 1).unwrap();
     let untrained = success_rate(&sac);
