@@ -1,8 +1,11 @@
 //! Checkpoints: a directory with `tensors.ot` (networks, target critics, temperatures and every
 //! Adam moment, via libtorch's serialisation) and `state.json` (Adam step counts, update and skip
-//! counters, the last combiner weights and each combiner's own state). The replay buffer is not
-//! saved.
+//! counters, the last combiner weights and each combiner's own state), `rng.json` (the position of
+//! the agent's random stream) and, when asked for, the replay buffer (`replay.json`, its shape and
+//! ring positions, and `replay.bin`, its transitions as raw little-endian arrays).
 use crate::{AgentError, Sac};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use solvers::Method;
 use std::collections::BTreeMap;
@@ -11,6 +14,30 @@ use tch::Tensor;
 
 const TENSORS: &str = "tensors.ot";
 const STATE: &str = "state.json";
+const RNG: &str = "rng.json";
+const REPLAY_HEADER: &str = "replay.json";
+const REPLAY_DATA: &str = "replay.bin";
+
+/// Where a ChaCha stream stands: restoring it continues the stream exactly.
+#[derive(Serialize, Deserialize)]
+struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: u128,
+}
+
+impl RngState {
+    fn of(rng: &ChaCha8Rng) -> Self {
+        Self { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos() }
+    }
+
+    fn restore(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct LearnerState {
@@ -23,8 +50,9 @@ struct LearnerState {
 }
 
 impl Sac {
-    /// Writes the learner's state to directory `dir` (created if missing).
-    pub fn save(&self, dir: &Path) -> Result<(), AgentError> {
+    /// Writes the learner's state to directory `dir` (created if missing), with the replay
+    /// buffer when `with_replay` (it can take hundreds of megabytes).
+    pub fn save(&self, dir: &Path, with_replay: bool) -> Result<(), AgentError> {
         let error = |message: String| AgentError::Checkpoint { path: dir.to_path_buf(), message };
         std::fs::create_dir_all(dir).map_err(|e| error(e.to_string()))?;
         let mut tensors: Vec<(String, &Tensor)> = Vec::new();
@@ -49,10 +77,17 @@ impl Sac {
         tensors.extend(self.critic_target.iter().enumerate().map(|(i, t)| (format!("critic_target.{i}"), t)));
         Tensor::save_multi(&tensors, dir.join(TENSORS))?;
         let json = serde_json::to_string_pretty(&state).map_err(|e| error(e.to_string()))?;
-        std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))
+        std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))?;
+        let rng = serde_json::to_string_pretty(&RngState::of(&self.rng)).map_err(|e| error(e.to_string()))?;
+        std::fs::write(dir.join(RNG), rng).map_err(|e| error(e.to_string()))?;
+        if with_replay {
+            self.replay.save(&dir.join(REPLAY_HEADER), &dir.join(REPLAY_DATA))?;
+        }
+        Ok(())
     }
 
-    /// Restores a checkpoint written by [`Sac::save`] for an agent of the same shape.
+    /// Restores a checkpoint written by [`Sac::save`] for an agent of the same shape, with its
+    /// replay buffer when it has one (else the buffer is left as it is).
     pub fn load(&mut self, dir: &Path) -> Result<(), AgentError> {
         let error = |message: String| AgentError::Checkpoint { path: dir.to_path_buf(), message };
         let json = std::fs::read_to_string(dir.join(STATE)).map_err(|e| error(e.to_string()))?;
@@ -94,6 +129,11 @@ impl Sac {
         for (i, target) in self.critic_target.iter_mut().enumerate() {
             restore(format!("critic_target.{i}"), target)?;
         }
+        let rng = std::fs::read_to_string(dir.join(RNG)).map_err(|e| error(e.to_string()))?;
+        self.rng = serde_json::from_str::<RngState>(&rng).map_err(|e| error(e.to_string()))?.restore();
+        if dir.join(REPLAY_HEADER).exists() {
+            self.replay.load(&dir.join(REPLAY_HEADER), &dir.join(REPLAY_DATA))?;
+        }
         Ok(())
     }
 }
@@ -118,7 +158,7 @@ mod tests {
             trained.update().unwrap();
         }
         let dir = std::env::temp_dir().join(format!("agent-checkpoint-test-{}", std::process::id()));
-        trained.save(&dir).unwrap();
+        trained.save(&dir, false).unwrap();
         let mut restored = small_sac(Architecture::MultiHead, Temperature::PerTask, 2, famo);
         restored.load(&dir).unwrap();
         assert_ne!(trained.critic_learner.combiner.state(), serde_json::Value::Null, "FAMO (on the critic) has state");
@@ -139,6 +179,35 @@ mod tests {
         assert!(matches!(other_shape.load(&dir), Err(crate::AgentError::Checkpoint { .. })));
         let mut other_method = small_sac(Architecture::MultiHead, Temperature::PerTask, 3, |config| config);
         assert!(matches!(other_method.load(&dir), Err(crate::AgentError::Checkpoint { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_replay_buffer_and_rng_continue_where_they_were_saved() {
+        tch::set_num_threads(1);
+        let mut trained = small_sac(Architecture::MtSac, Temperature::PerTask, 1, |config| config);
+        trained.update().unwrap();
+        let dir = std::env::temp_dir().join(format!("agent-checkpoint-replay-test-{}", std::process::id()));
+        trained.save(&dir, true).unwrap();
+        let mut restored = small_sac(Architecture::MtSac, Temperature::PerTask, 2, |config| config);
+        restored.load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(restored.replay.len(), trained.replay.len());
+        let (ours, theirs) = (trained.replay.sample(45, &mut trained.rng.clone()).unwrap(), restored.replay.sample(45, &mut restored.rng.clone()).unwrap());
+        assert_eq!((ours.task, ours.obs, ours.action, ours.reward, ours.next_obs, ours.not_done), (theirs.task, theirs.obs, theirs.action, theirs.reward, theirs.next_obs, theirs.not_done));
+        let obs = vec![0.3; 15];
+        assert_eq!(trained.act(&obs, ActionMode::Stochastic).unwrap(), restored.act(&obs, ActionMode::Stochastic).unwrap());
+        assert_eq!(trained.random_actions(), restored.random_actions());
+        let (ours, theirs) = (trained.update().unwrap(), restored.update().unwrap());
+        assert_eq!((ours.critic.task_losses, ours.actor.task_losses), (theirs.critic.task_losses, theirs.actor.task_losses));
+
+        // Without the buffer, a checkpoint leaves the agent's own transitions in place.
+        trained.save(&dir, false).unwrap();
+        let mut fresh = small_sac(Architecture::MtSac, Temperature::PerTask, 2, |config| config);
+        fresh.replay = crate::replay::ReplayBuffer::new(crate::Sampling::Uniform, 600, 3, 5, 2);
+        fresh.load(&dir).unwrap();
+        assert!(fresh.replay.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -437,7 +437,8 @@ mod tests {
             max_consecutive_skips: 1,
         };
         let combiner = CombinerConfig::new(Method::Mgda).build(k).unwrap();
-        let mut learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu), k, combiner, &settings);
+        let mut init_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let mut learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
         let rows = counts.iter().sum::<usize>() as i64;
         let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, tch::Device::Cpu)), Tensor::randn([rows], (Kind::Float, tch::Device::Cpu)));
         let layout = Layout::task_major(&counts, tch::Device::Cpu);

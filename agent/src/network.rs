@@ -5,6 +5,7 @@
 //! (task heads, per-task networks); biases likewise. Inputs are `[B, in]` (rows of any task,
 //! shared weights only) or `[K, n, in]` (row `k` holds task `k`'s samples), see
 //! [`crate::layout::Layout`].
+use rand::Rng;
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
@@ -88,9 +89,10 @@ impl Mlp {
         Self { sizes, per_task, num_tasks }
     }
 
-    /// Fresh parameters: xavier-uniform weights, zero biases (each task's block initialised
-    /// with its layer's fan-in and fan-out), in the order `[w0, b0, w1, b1, ...]`.
-    pub fn init(&self, device: Device) -> Vec<Param> {
+    /// Fresh parameters: xavier-uniform weights (drawn from `rng` on the host), zero biases
+    /// (each task's block initialised with its layer's fan-in and fan-out), in the order
+    /// `[w0, b0, w1, b1, ...]`.
+    pub fn init(&self, device: Device, rng: &mut impl Rng) -> Vec<Param> {
         let mut params = Vec::with_capacity(2 * self.per_task.len());
         for (layer, &per_task) in self.per_task.iter().enumerate() {
             let (fan_in, fan_out) = (self.sizes[layer] as i64, self.sizes[layer + 1] as i64);
@@ -98,7 +100,9 @@ impl Mlp {
             let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
             let weight_shape: Vec<i64> = task_dim.iter().copied().chain([fan_out, fan_in]).collect();
             let bias_shape: Vec<i64> = task_dim.iter().copied().chain([fan_out]).collect();
-            let weight = Tensor::empty(weight_shape.as_slice(), (Kind::Float, device)).uniform_(-bound, bound);
+            let count = weight_shape.iter().product::<i64>() as usize;
+            let values: Vec<f32> = (0..count).map(|_| rng.gen_range(-bound..bound) as f32).collect();
+            let weight = Tensor::from_slice(&values).view(weight_shape.as_slice()).to_device(device);
             let bias = Tensor::zeros(bias_shape.as_slice(), (Kind::Float, device));
             params.push(Param { value: weight.set_requires_grad(true), per_task, in_layer: true });
             params.push(Param { value: bias.set_requires_grad(true), per_task, in_layer: true });
@@ -150,9 +154,9 @@ impl TwinCritic {
         Self { q }
     }
 
-    pub fn init(&self, device: Device) -> Vec<Param> {
-        let mut params = self.q.init(device);
-        params.extend(self.q.init(device));
+    pub fn init(&self, device: Device, rng: &mut impl Rng) -> Vec<Param> {
+        let mut params = self.q.init(device, rng);
+        params.extend(self.q.init(device, rng));
         params
     }
 

@@ -15,8 +15,8 @@ impl SquashedGaussian {
         Self { net, log_std_min, log_std_max }
     }
 
-    pub fn init(&self, device: Device) -> Vec<Param> {
-        self.net.init(device)
+    pub fn init(&self, device: Device, rng: &mut impl rand::Rng) -> Vec<Param> {
+        self.net.init(device, rng)
     }
 
     pub fn has_per_task_layers(&self) -> bool {

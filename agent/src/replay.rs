@@ -3,6 +3,27 @@
 use crate::config::Sampling;
 use crate::AgentError;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// The JSON header of a saved buffer: its shape and where each ring stands.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    sampling: Sampling,
+    num_tasks: usize,
+    obs_dim: usize,
+    action_dim: usize,
+    /// Per ring: capacity, transitions held, next slot to write.
+    rings: Vec<RingHeader>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct RingHeader {
+    capacity: usize,
+    len: usize,
+    next: usize,
+}
 
 /// A batch on the host, rows sorted by task: `counts[k]` rows of task `k`, then task `k + 1`.
 #[derive(Debug, Clone)]
@@ -75,6 +96,45 @@ impl Ring {
             self.terminated[i] = terminated;
         }
         self.next = (self.next + 1) % self.capacity;
+    }
+
+    /// Little-endian: task ids (u16), obs, actions, rewards, next obs (f32), terminated (u8).
+    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for task in &self.task {
+            out.write_all(&task.to_le_bytes())?;
+        }
+        for values in [&self.obs, &self.action, &self.reward, &self.next_obs] {
+            for value in values {
+                out.write_all(&value.to_le_bytes())?;
+            }
+        }
+        out.write_all(&self.terminated.iter().map(|&t| u8::from(t)).collect::<Vec<u8>>())
+    }
+
+    /// Refills the ring with `len` transitions in [`Ring::write_to`]'s layout from `bytes`,
+    /// returning what follows them; `None` when `bytes` is too short.
+    fn read_from<'a>(&mut self, header: &RingHeader, bytes: &'a [u8], obs_dim: usize, action_dim: usize) -> Option<&'a [u8]> {
+        let len = header.len;
+        let (task, rest) = split(bytes, 2 * len)?;
+        // Refilled in place: the vectors keep their full reservation (see `Ring::new`).
+        self.task.clear();
+        self.task.extend(task.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+        let mut rest = rest;
+        for (values, count) in [(&mut self.obs, len * obs_dim), (&mut self.action, len * action_dim), (&mut self.reward, len), (&mut self.next_obs, len * obs_dim)] {
+            let (floats, tail) = split(rest, 4 * count)?;
+            values.clear();
+            values.extend(floats.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            rest = tail;
+        }
+        let (terminated, rest) = split(rest, len)?;
+        self.terminated.clear();
+        self.terminated.extend(terminated.iter().map(|&b| b != 0));
+        self.next = header.next;
+        Some(rest)
+    }
+
+    fn header(&self) -> RingHeader {
+        RingHeader { capacity: self.capacity, len: self.len(), next: self.next }
     }
 
     fn copy_into(&self, i: usize, batch: &mut HostBatch, obs_dim: usize, action_dim: usize) {
@@ -215,6 +275,56 @@ impl ReplayBuffer {
         }
         Ok(batch)
     }
+
+    fn header(&self) -> Header {
+        Header {
+            sampling: self.sampling,
+            num_tasks: self.num_tasks,
+            obs_dim: self.obs_dim,
+            action_dim: self.action_dim,
+            rings: self.rings.iter().map(Ring::header).collect(),
+        }
+    }
+
+    /// Writes `header` (JSON) and `data` (the rings' transitions, see [`Ring::write_to`]).
+    pub(crate) fn save(&self, header: &Path, data: &Path) -> Result<(), AgentError> {
+        let error = |path: &Path, e: std::io::Error| AgentError::Checkpoint { path: path.to_path_buf(), message: e.to_string() };
+        let json = serde_json::to_string_pretty(&self.header()).expect("a replay header serialises");
+        std::fs::write(header, json).map_err(|e| error(header, e))?;
+        let file = std::fs::File::create(data).map_err(|e| error(data, e))?;
+        let mut out = BufWriter::new(file);
+        self.rings.iter().try_for_each(|ring| ring.write_to(&mut out)).and_then(|()| out.flush()).map_err(|e| error(data, e))
+    }
+
+    /// Replaces the contents with a buffer saved by [`ReplayBuffer::save`] of the same shape.
+    pub(crate) fn load(&mut self, header: &Path, data: &Path) -> Result<(), AgentError> {
+        let error = |path: &Path, message: String| AgentError::Checkpoint { path: path.to_path_buf(), message };
+        let json = std::fs::read_to_string(header).map_err(|e| error(header, e.to_string()))?;
+        let saved: Header = serde_json::from_str(&json).map_err(|e| error(header, e.to_string()))?;
+        let ours = self.header();
+        let shape = |h: &Header| (h.sampling, h.num_tasks, h.obs_dim, h.action_dim, h.rings.iter().map(|r| r.capacity).collect::<Vec<_>>());
+        if shape(&saved) != shape(&ours) {
+            return Err(error(header, format!("the replay buffer has shape {:?}, this agent's {:?}", shape(&saved), shape(&ours))));
+        }
+        let bytes = std::fs::read(data).map_err(|e| error(data, e.to_string()))?;
+        let mut rest = bytes.as_slice();
+        for (ring, ring_header) in self.rings.iter_mut().zip(&saved.rings) {
+            let valid = ring_header.len <= ring.capacity && ring_header.next < ring.capacity.max(1);
+            rest = valid
+                .then(|| ring.read_from(ring_header, rest, self.obs_dim, self.action_dim))
+                .flatten()
+                .ok_or_else(|| error(data, "truncated or inconsistent with its header".into()))?;
+        }
+        if !rest.is_empty() {
+            return Err(error(data, format!("{} bytes more than its header describes", rest.len())));
+        }
+        Ok(())
+    }
+}
+
+/// The first `n` bytes and the rest, or `None` when there are fewer.
+fn split(bytes: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    (bytes.len() >= n).then(|| bytes.split_at(n))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::AgentError;
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::Serialize;
 use solvers::{CombinerConfig, Method};
 use std::time::Instant;
@@ -65,8 +66,8 @@ pub struct Sac {
     /// Optimises `log(alpha)`, one value shared by all tasks or one per task.
     pub(crate) alpha_learner: ComponentLearner,
     target_entropy: f64,
-    replay: ReplayBuffer,
-    rng: ChaCha8Rng,
+    pub(crate) replay: ReplayBuffer,
+    pub(crate) rng: ChaCha8Rng,
 }
 
 impl Sac {
@@ -74,7 +75,10 @@ impl Sac {
         let (k, obs_dim, action_dim) = (spec.num_tasks(), spec.obs_dim, spec.action_dim);
         config.validate(k)?;
         let device = config.device.resolve()?;
-        tch::manual_seed(seed as i64);
+        // All of the agent's randomness (initial weights, policy noise, replay sampling, random
+        // actions, combiners) comes from this one stream, so that seeds trained in parallel
+        // threads are reproducible and a checkpoint can save it (torch's RNG is process-global).
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let architecture = config.architecture;
         let per_task_layer = move |layer: usize, layers: usize| match architecture {
             Architecture::MtSac => false,
@@ -88,7 +92,7 @@ impl Sac {
             config.log_std_max,
         );
         let critic = TwinCritic::new(Mlp::new(input + action_dim, &config.hidden, 1, per_task_layer, k));
-        let critic_params = critic.init(device);
+        let critic_params = critic.init(device, &mut rng);
         let critic_target = critic_params.iter().map(|p| p.value.detach().copy()).collect();
         let per_task_alpha = config.temperature == Temperature::PerTask;
         let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
@@ -113,7 +117,7 @@ impl Sac {
             Ok(ComponentLearner::new(component, params, k, combiner, &settings))
         };
         let critic_learner = learner(Component::Critic, critic_params, config.critic_lr)?;
-        let actor_learner = learner(Component::Actor, actor.init(device), config.actor_lr)?;
+        let actor_learner = learner(Component::Actor, actor.init(device, &mut rng), config.actor_lr)?;
         let alpha_learner = learner(Component::Alpha, alpha_params, config.alpha_lr)?;
         let replay = ReplayBuffer::new(config.sampling, config.replay_capacity, k, obs_dim, action_dim);
         Ok(Self {
@@ -130,7 +134,7 @@ impl Sac {
             actor_learner,
             alpha_learner,
             replay,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng,
         })
     }
 
@@ -182,7 +186,7 @@ impl Sac {
     }
 
     /// Actions for one observation per task (`K * obs_dim`, task-major), `K * action_dim` values.
-    pub fn act(&self, obs: &[f32], mode: ActionMode) -> Result<Vec<f32>, AgentError> {
+    pub fn act(&mut self, obs: &[f32], mode: ActionMode) -> Result<Vec<f32>, AgentError> {
         let (k, device) = (self.num_tasks, self.device);
         if obs.len() != k * self.obs_dim {
             return Err(AgentError::Shape { what: "observations", expected: k * self.obs_dim, got: obs.len() });
@@ -190,15 +194,16 @@ impl Sac {
         let layout = layout_for(&vec![1; k], self.has_per_task_layers(), device);
         let task = Tensor::arange(k as i64, (Kind::Int64, device));
         let obs = self.network_input(Tensor::from_slice(obs).view([k as i64, -1]).to_device(device), &task);
+        let noise = match mode {
+            ActionMode::Stochastic => Some(self.standard_normal(k)),
+            ActionMode::Deterministic => None,
+        };
         let action = tch::no_grad(|| {
             let obs = layout.arrange(&obs);
             let weights = Weights::new(&self.actor_learner.params);
-            let action = match mode {
-                ActionMode::Stochastic => {
-                    let noise = Tensor::randn([k as i64, self.action_dim as i64], (Kind::Float, device));
-                    self.actor.sample(weights, &obs, &layout.arrange(&noise)).0
-                }
-                ActionMode::Deterministic => self.actor.mean_action(weights, &obs),
+            let action = match &noise {
+                Some(noise) => self.actor.sample(weights, &obs, &layout.arrange(noise)).0,
+                None => self.actor.mean_action(weights, &obs),
             };
             layout.to_flat(&action)
         });
@@ -220,7 +225,7 @@ impl Sac {
     pub fn update(&mut self) -> Result<UpdateReport, AgentError> {
         let start = Instant::now();
         let host = self.replay.sample(self.config.batch_size, &mut self.rng)?;
-        let batch = self.to_device(&host);
+        let batch = self.batch_on_device(&host);
         let layout = layout_for(&host.counts, self.has_per_task_layers(), self.device);
         let sample_ms = start.elapsed().as_secs_f64() * 1e3;
         let (k, gamma, tau, target_entropy) = (self.num_tasks, self.config.gamma, self.config.tau, self.target_entropy);
@@ -285,9 +290,17 @@ impl Sac {
         }
     }
 
-    fn to_device(&self, host: &HostBatch) -> Batch {
+    /// `[rows, action_dim]` standard normal draws of the agent's RNG, made on the host and
+    /// copied to the device once.
+    fn standard_normal(&mut self, rows: usize) -> Tensor {
+        let values: Vec<f32> = (0..rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
+        Tensor::from_slice(&values).view([rows as i64, self.action_dim as i64]).to_device(self.device)
+    }
+
+    fn batch_on_device(&mut self, host: &HostBatch) -> Batch {
         let rows = host.task.len() as i64;
         let device = self.device;
+        let (noise, next_noise) = (self.standard_normal(rows as usize), self.standard_normal(rows as usize));
         let task = Tensor::from_slice(&host.task).to_device(device);
         let matrix = |values: &[f32]| Tensor::from_slice(values).view([rows, -1]).to_device(device);
         Batch {
@@ -296,8 +309,8 @@ impl Sac {
             reward: Tensor::from_slice(&host.reward).to_device(device),
             next_obs: self.network_input(matrix(&host.next_obs), &task),
             not_done: Tensor::from_slice(&host.not_done).to_device(device),
-            noise: Tensor::randn([rows, self.action_dim as i64], (Kind::Float, device)),
-            next_noise: Tensor::randn([rows, self.action_dim as i64], (Kind::Float, device)),
+            noise,
+            next_noise,
         }
     }
 }
@@ -365,7 +378,7 @@ mod tests {
             let mut sac = small_sac(architecture, temperature, 7, |config| config);
             let host = sac.replay.sample(45, &mut sac.rng).unwrap();
             assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
-            let batch = sac.to_device(&host);
+            let batch = sac.batch_on_device(&host);
             let layout = layout_for(&host.counts, sac.has_per_task_layers(), sac.device);
             let k = sac.num_tasks;
             let alpha = alpha_per_task(&sac.alpha_learner.params, k).detach();

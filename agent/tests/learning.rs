@@ -31,7 +31,7 @@ fn config(method: Method) -> SacConfig {
 }
 
 /// The mean over tasks of the share of deterministic episodes that reach the goal at some step.
-fn success_rate(sac: &Sac) -> f64 {
+fn success_rate(sac: &mut Sac) -> f64 {
     let mut env = ToyEnv::new(toy(), 11).unwrap();
     let k = env.spec().num_tasks();
     let mut successes = 0;
@@ -54,7 +54,7 @@ fn assert_learns(method: Method) {
     tch::set_num_threads(1);
     let mut env = ToyEnv::new(toy(), 1).unwrap();
     let mut sac = Sac::new(config(method), env.spec(), 1).unwrap();
-    let untrained = success_rate(&sac);
+    let untrained = success_rate(&mut sac);
     assert!(untrained < 0.5, "{method}: the untrained policy already succeeds ({untrained})");
     let mut obs = env.reset().unwrap();
     for t in 0..TRAINING_STEPS {
@@ -69,7 +69,7 @@ fn assert_learns(method: Method) {
             }
         }
     }
-    let trained = success_rate(&sac);
+    let trained = success_rate(&mut sac);
     eprintln!("{method}: success {untrained} untrained, {trained} after {TRAINING_STEPS} steps");
     assert!(trained >= 0.75, "{method}: success {trained} after {TRAINING_STEPS} steps");
 }

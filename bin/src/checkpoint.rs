@@ -1,5 +1,6 @@
 //! Checkpoints of one seed: `checkpoints/step-<n>/` holds the agent (the agent crate's
-//! `Sac::save`: networks, optimizers, temperatures, combiner state), the trainer's counters
+//! `Sac::save`: networks, optimizers, temperatures, combiner state, RNG and, with
+//! `run.checkpoint_replay`, the replay buffer), the trainer's counters
 //! (`trainer.json`) and the run's config, so a checkpoint is evaluable on its own. Each is written
 //! into a hidden temporary directory and renamed into place, so a killed process leaves either a
 //! complete checkpoint or none.
@@ -49,7 +50,7 @@ pub fn save(seed_dir: &Path, config: &RunConfig, sac: &Sac, state: &TrainerState
         std::fs::remove_dir_all(&partial)?;
     }
     std::fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    sac.save(&partial.join(AGENT))?;
+    sac.save(&partial.join(AGENT), config.run.checkpoint_replay)?;
     std::fs::write(partial.join(TRAINER), serde_json::to_string_pretty(state)?)?;
     std::fs::write(partial.join(CONFIG), config.to_toml())?;
     let target = root.join(&name);

@@ -44,8 +44,16 @@ pub struct RunSettings {
     /// Deterministic episodes per task in each evaluation.
     pub eval_episodes: usize,
     pub checkpoint_every: u64,
+    /// Whether checkpoints hold the replay buffer (`capacity * 335` bytes at MT10 scale), so
+    /// that a resumed seed continues with it instead of refilling it.
+    #[serde(default = "checkpoint_replay_default")]
+    pub checkpoint_replay: bool,
     /// Training scalars are averaged over this many steps.
     pub log_every: u64,
+}
+
+fn checkpoint_replay_default() -> bool {
+    true
 }
 
 impl RunConfig {

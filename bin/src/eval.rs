@@ -30,7 +30,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let spec = env.spec().clone();
     let mut sac = Sac::new(config.agent.clone(), &spec, seed)?;
     checkpoint.load_agent(&mut sac)?;
-    let row = evaluate(&sac, env.as_mut(), episodes, checkpoint.state.step)?;
+    let row = evaluate(&mut sac, env.as_mut(), episodes, checkpoint.state.step)?;
     println!("{} at step {}, seed {seed}, {episodes} episode(s) per task", config.method_label(), row.step);
     println!("| task | success | return |\n|---|---:|---:|");
     for ((task, success), ret) in spec.task_names.iter().zip(&row.success).zip(&row.returns) {

@@ -7,7 +7,7 @@ use envs::{build_env, EnvConfig, MetaWorldConfig, MultiTaskEnv, VectorStrategy};
 
 /// Success rates and mean returns per task over `episodes` deterministic episodes of each task,
 /// from a fresh env (see [`evaluation_env`]).
-pub fn evaluate(sac: &Sac, env: &mut dyn MultiTaskEnv, episodes: usize, step: u64) -> anyhow::Result<MetricsRow> {
+pub fn evaluate(sac: &mut Sac, env: &mut dyn MultiTaskEnv, episodes: usize, step: u64) -> anyhow::Result<MetricsRow> {
     let k = env.spec().num_tasks();
     let mut obs = env.reset()?;
     let mut tracker = EpisodeTracker::new(k);

@@ -145,8 +145,8 @@ pub struct Summary {
     /// Share of the training wall time spent in the combiners' solves.
     pub solver_time_share: f64,
     pub skipped_updates: u64,
-    /// Vector steps taken after resuming to refill the replay buffer (not in `steps`: the
-    /// checkpoints hold no replay buffer).
+    /// Vector steps taken after resuming to refill the replay buffer (not in `steps`); 0 unless
+    /// the checkpoints were written without it (`run.checkpoint_replay = false`).
     pub refill_steps: u64,
 }
 

@@ -40,8 +40,8 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     let mut state = resumed.as_ref().map(|c| c.state.clone()).unwrap_or_default();
     let (worker, mut obs) = Worker::spawn(config.env.clone(), job.seed)?;
     let spec = worker.spec().clone();
-    // The checkpoint holds no RNG state: a resumed seed draws from fresh streams.
-    let mut sac = Sac::new(config.agent.clone(), &spec, job.seed.wrapping_add(state.step))?;
+    // A checkpoint restores the agent's RNG, so the seed only matters for a fresh start.
+    let mut sac = Sac::new(config.agent.clone(), &spec, job.seed)?;
     if let Some(checkpoint) = &resumed {
         checkpoint.load_agent(&mut sac)?;
     }
@@ -58,11 +58,11 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         last_success: log.evaluations.last().map(|row| row.mean_success()),
         state: label,
     };
-    // The replay buffer is not in the checkpoint: refill it (with the current policy, no
+    // A checkpoint saved without its replay buffer: refill it (with the current policy, no
     // updates) before learning resumes.
-    let mut refill = if state.step >= run.random_steps { run.random_steps } else { 0 };
+    let mut refill = if state.step >= run.random_steps && sac.replay().is_empty() { run.random_steps } else { 0 };
     if state.step == 0 {
-        evaluate_now(&sac, job, &mut log, 0, 0.0)?;
+        evaluate_now(&mut sac, job, &mut log, 0, 0.0)?;
     }
     while state.step < run.steps {
         if job.stop.load(Ordering::SeqCst) {
@@ -104,7 +104,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         }
         let evaluating = state.step % run.eval_every == 0 || state.step == run.steps;
         if evaluating {
-            evaluate_now(&sac, job, &mut log, state.step, wall_before + session.elapsed().as_secs_f64())?;
+            evaluate_now(&mut sac, job, &mut log, state.step, wall_before + session.elapsed().as_secs_f64())?;
         }
         if state.step % run.checkpoint_every == 0 || state.step == run.steps {
             state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
@@ -120,7 +120,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     Ok(SeedOutcome::Finished(summary))
 }
 
-fn evaluate_now(sac: &Sac, job: &SeedJob, log: &mut Logbook, step: u64, wall_time_s: f64) -> anyhow::Result<()> {
+fn evaluate_now(sac: &mut Sac, job: &SeedJob, log: &mut Logbook, step: u64, wall_time_s: f64) -> anyhow::Result<()> {
     let run = &job.config.run;
     let mut env = evaluation_env(&job.config.env, job.seed)?;
     let row = evaluate(sac, env.as_mut(), run.eval_episodes, step)?;

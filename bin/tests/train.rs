@@ -170,6 +170,14 @@ fn signal(child: &std::process::Child, name: &str) {
     assert!(status.success());
 }
 
+/// Starts `mt10 args` and kills it (SIGKILL, no checkpoint of its own) once `checkpoint` exists.
+fn kill_once_written(args: &[&str], checkpoint: &Path) {
+    let mut killed = mt10(args).spawn().unwrap();
+    wait_for(checkpoint);
+    signal(&killed, "-KILL");
+    killed.wait().unwrap();
+}
+
 #[test]
 fn a_killed_then_interrupted_run_resumes_to_the_same_step_count() {
     let out = scratch("resume");
@@ -178,10 +186,7 @@ fn a_killed_then_interrupted_run_resumes_to_the_same_step_count() {
     args.extend(["--set", "run.eval_every=100", "--set", "run.checkpoint_every=100"]);
     let seed_dir = out.join("seed-1");
 
-    let mut killed = mt10(&args).spawn().unwrap();
-    wait_for(&seed_dir.join("checkpoints/step-200"));
-    signal(&killed, "-KILL");
-    killed.wait().unwrap();
+    kill_once_written(&args, &seed_dir.join("checkpoints/step-200"));
 
     let resume = ["train", "--resume", out.to_str().unwrap(), "--quiet"];
     let mut interrupted = mt10(&resume).spawn().unwrap();
@@ -201,12 +206,30 @@ fn a_killed_then_interrupted_run_resumes_to_the_same_step_count() {
     assert!(table.contains("| 1 | 1500 |"), "{table}");
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(seed_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"], 1500);
-    assert!(summary["refill_steps"].as_u64().unwrap() >= 100, "resumed runs refill the replay buffer");
+    assert_eq!(summary["refill_steps"], 0, "the checkpoints hold the replay buffer: no refill");
     let text = std::fs::read_to_string(&metrics).unwrap();
     let steps: Vec<u64> = text.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
     assert_eq!(steps, (0..=15).map(|i| i * 100).collect::<Vec<_>>(), "one row per evaluation, none repeated");
     let checkpoints = std::fs::read_dir(seed_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect::<Vec<_>>();
     assert!(checkpoints.contains(&"step-1500".to_string()) && checkpoints.iter().all(|c| c.starts_with("step-")), "{checkpoints:?}");
+    assert!(seed_dir.join("checkpoints/step-1500/agent/replay.bin").is_file());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_run_checkpointed_without_its_replay_buffer_refills_it_on_resume() {
+    let out = scratch("resume-refill");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "400"];
+    args.extend(TINY);
+    args.extend(["--set", "run.checkpoint_every=100", "--set", "run.checkpoint_replay=false"]);
+    let seed_dir = out.join("seed-1");
+    kill_once_written(&args, &seed_dir.join("checkpoints/step-200"));
+
+    let table = ok(&["train", "--resume", out.to_str().unwrap(), "--quiet"]);
+    assert!(table.contains("| 1 | 400 |"), "{table}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(seed_dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["refill_steps"].as_u64().unwrap() >= 100, "{summary}");
+    assert!(!seed_dir.join("checkpoints/step-400/agent/replay.bin").exists());
     std::fs::remove_dir_all(&out).unwrap();
 }
 
