@@ -221,7 +221,7 @@ impl ComponentLearner {
     ) -> Result<ComponentReport, AgentError> {
         let start = Instant::now();
         let mut report = ComponentReport::empty(self.component);
-        let refresh = self.combiner.needs().per_task_gradients() && self.updates % self.update_weights_every == 0;
+        let refresh = self.combiner.needs().per_task_gradients() && self.updates.is_multiple_of(self.update_weights_every);
         self.updates += 1;
         let direction = if refresh {
             self.combined_task_gradients(layout, rng, &mut task_losses, &mut report)?

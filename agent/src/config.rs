@@ -211,6 +211,8 @@ impl SacConfig {
         }
     }
 
+    // The negated comparisons are deliberate: a NaN must fail them.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self, num_tasks: usize) -> Result<(), AgentError> {
         let problem = if num_tasks == 0 {
             Some("the environment has no tasks".to_string())
