@@ -87,8 +87,8 @@ impl Sac {
     }
 
     /// Restores a checkpoint written by [`Sac::save`] for an agent of the same shape, with its
-    /// replay buffer when it has one (else the buffer is left as it is).
-    pub fn load(&mut self, dir: &Path) -> Result<(), AgentError> {
+    /// replay buffer when `with_replay` and it has one (else the buffer is left as it is).
+    pub fn load(&mut self, dir: &Path, with_replay: bool) -> Result<(), AgentError> {
         let error = |message: String| AgentError::Checkpoint { path: dir.to_path_buf(), message };
         let json = std::fs::read_to_string(dir.join(STATE)).map_err(|e| error(e.to_string()))?;
         let mut state: BTreeMap<String, LearnerState> = serde_json::from_str(&json).map_err(|e| error(e.to_string()))?;
@@ -131,7 +131,7 @@ impl Sac {
         }
         let rng = std::fs::read_to_string(dir.join(RNG)).map_err(|e| error(e.to_string()))?;
         self.rng = serde_json::from_str::<RngState>(&rng).map_err(|e| error(e.to_string()))?.restore();
-        if dir.join(REPLAY_HEADER).exists() {
+        if with_replay && dir.join(REPLAY_HEADER).exists() {
             self.replay.load(&dir.join(REPLAY_HEADER), &dir.join(REPLAY_DATA))?;
         }
         Ok(())
@@ -160,7 +160,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("agent-checkpoint-test-{}", std::process::id()));
         trained.save(&dir, false).unwrap();
         let mut restored = small_sac(Architecture::MultiHead, Temperature::PerTask, 2, famo);
-        restored.load(&dir).unwrap();
+        restored.load(&dir, true).unwrap();
         assert_ne!(trained.critic_learner.combiner.state(), serde_json::Value::Null, "FAMO (on the critic) has state");
         for (a, b) in trained.learners().iter().zip(restored.learners()) {
             assert_eq!(a.combiner.state(), b.combiner.state());
@@ -176,9 +176,9 @@ mod tests {
         assert_eq!(trained.act(&obs, ActionMode::Deterministic).unwrap(), restored.act(&obs, ActionMode::Deterministic).unwrap());
 
         let mut other_shape = small_sac(Architecture::MtSac, Temperature::PerTask, 3, famo);
-        assert!(matches!(other_shape.load(&dir), Err(crate::AgentError::Checkpoint { .. })));
+        assert!(matches!(other_shape.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
         let mut other_method = small_sac(Architecture::MultiHead, Temperature::PerTask, 3, |config| config);
-        assert!(matches!(other_method.load(&dir), Err(crate::AgentError::Checkpoint { .. })));
+        assert!(matches!(other_method.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -190,7 +190,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("agent-checkpoint-replay-test-{}", std::process::id()));
         trained.save(&dir, true).unwrap();
         let mut restored = small_sac(Architecture::MtSac, Temperature::PerTask, 2, |config| config);
-        restored.load(&dir).unwrap();
+        restored.load(&dir, true).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
 
         assert_eq!(restored.replay.len(), trained.replay.len());
@@ -206,7 +206,7 @@ mod tests {
         trained.save(&dir, false).unwrap();
         let mut fresh = small_sac(Architecture::MtSac, Temperature::PerTask, 2, |config| config);
         fresh.replay = crate::replay::ReplayBuffer::new(crate::Sampling::Uniform, 600, 3, 5, 2);
-        fresh.load(&dir).unwrap();
+        fresh.load(&dir, true).unwrap();
         assert!(fresh.replay.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

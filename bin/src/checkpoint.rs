@@ -33,8 +33,9 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub fn load_agent(&self, sac: &mut Sac) -> anyhow::Result<()> {
-        Ok(sac.load(&self.dir.join(AGENT))?)
+    /// `with_replay`: restore the saved replay buffer too (to go on training; evaluation needs none).
+    pub fn load_agent(&self, sac: &mut Sac, with_replay: bool) -> anyhow::Result<()> {
+        Ok(sac.load(&self.dir.join(AGENT), with_replay)?)
     }
 
     pub fn config(&self) -> anyhow::Result<RunConfig> {

@@ -2,7 +2,7 @@
 use crate::checkpoint;
 use crate::evaluation::{evaluate, evaluation_env};
 use crate::UsageError;
-use agent::Sac;
+use agent::{Sac, SacConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -28,8 +28,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let mut env = evaluation_env(&config.env, seed)?;
     let spec = env.spec().clone();
-    let mut sac = Sac::new(config.agent.clone(), &spec, seed)?;
-    checkpoint.load_agent(&mut sac)?;
+    // Evaluation never samples the buffer: a batch-sized one spares the training-size allocation.
+    let agent_config = SacConfig { replay_capacity: config.agent.batch_size, ..config.agent.clone() };
+    let mut sac = Sac::new(agent_config, &spec, seed)?;
+    checkpoint.load_agent(&mut sac, false)?;
     let row = evaluate(&mut sac, env.as_mut(), episodes, checkpoint.state.step)?;
     println!("{} at step {}, seed {seed}, {episodes} episode(s) per task", config.method_label(), row.step);
     println!("| task | success | return |\n|---|---:|---:|");

@@ -43,7 +43,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     // A checkpoint restores the agent's RNG, so the seed only matters for a fresh start.
     let mut sac = Sac::new(config.agent.clone(), &spec, job.seed)?;
     if let Some(checkpoint) = &resumed {
-        checkpoint.load_agent(&mut sac)?;
+        checkpoint.load_agent(&mut sac, true)?;
     }
     let mut log = Logbook::open(&job.dir, &spec.task_names, state.step)?;
     let mut tracker = EpisodeTracker::new(spec.num_tasks());
