@@ -1,5 +1,4 @@
 //! Shared by the integration tests: every method's configurations, and running one on a problem.
-#![allow(dead_code)]
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use solvers::{combine, Combination, CombinerConfig, Jacobian, Method, MgdaNormalization, Solver, SolverError, TaskInput};
