@@ -21,6 +21,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.get(4) {
         bench.threads = Some(threads.parse()?);
     }
-    println!("{}", serde_json::to_string_pretty(&update_benchmark(&bench)?)?);
+    println!("{}", serde_json::to_string_pretty(&update_benchmark::<agent::AgentError>(&bench, None)?)?);
     Ok(())
 }

@@ -1,9 +1,30 @@
 //! Adam as in `torch.optim.Adam` (no weight decay, no amsgrad), on gradients handed in rather
 //! than read from `.grad`: the update direction is computed by the combiner, and the state is
 //! plain tensors so checkpoints can hold it.
-use tch::Tensor;
+//!
+//! A component's parameters live in one flat buffer (see [`FlatParams`]), so a step is a handful
+//! of in-place operations over the whole component (tch exposes neither libtorch's fused nor its
+//! foreach Adam kernels; one pass per parameter tensor cost twice torch's own loop).
+use tch::{Kind, Tensor};
 
-#[derive(Debug)]
+/// Tensors of given shapes laid out one after another in one flat buffer: `views` share its
+/// storage, so writing the buffer writes them.
+pub(crate) struct FlatParams {
+    pub flat: Tensor,
+    pub views: Vec<Tensor>,
+}
+
+impl FlatParams {
+    /// Zeros shaped like `like`, each tensor at `offsets[i]` of the buffer (tensors may be placed
+    /// in any order; the buffer is exactly as long as they are together).
+    pub fn zeros_like(like: &[Tensor], offsets: &[i64]) -> Self {
+        let numel: i64 = like.iter().map(|t| t.numel() as i64).sum();
+        let flat = Tensor::zeros([numel], (Kind::Float, like[0].device()));
+        let views = like.iter().zip(offsets).map(|(t, &offset)| flat.narrow(0, offset, t.numel() as i64).view(t.size().as_slice())).collect();
+        Self { flat, views }
+    }
+}
+
 pub(crate) struct Adam {
     pub lr: f64,
     pub beta1: f64,
@@ -11,34 +32,36 @@ pub(crate) struct Adam {
     pub eps: f64,
     /// Steps taken (skipped updates do not count).
     pub step: u64,
-    pub exp_avg: Vec<Tensor>,
-    pub exp_avg_sq: Vec<Tensor>,
+    /// First and second moments, over the flat parameter buffer; their views are per parameter.
+    pub exp_avg: FlatParams,
+    pub exp_avg_sq: FlatParams,
 }
 
 impl Adam {
-    pub fn new(params: &[Tensor], lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
+    /// State for the parameters `params`, laid out in the flat buffer at `offsets`.
+    pub fn new(params: &[Tensor], offsets: &[i64], lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
         Self {
             lr,
             beta1,
             beta2,
             eps,
             step: 0,
-            exp_avg: params.iter().map(Tensor::zeros_like).collect(),
-            exp_avg_sq: params.iter().map(Tensor::zeros_like).collect(),
+            exp_avg: FlatParams::zeros_like(params, offsets),
+            exp_avg_sq: FlatParams::zeros_like(params, offsets),
         }
     }
 
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+    /// One step of the flat parameter buffer along the flat gradient `grad`.
+    pub fn step(&mut self, param: &mut Tensor, grad: &Tensor) {
         let _no_grad = tch::no_grad_guard();
         self.step += 1;
         let step = self.step as f64;
         let bias_correction1 = 1.0 - self.beta1.powf(step);
         let bias_correction2_sqrt = (1.0 - self.beta2.powf(step)).sqrt();
-        for (((param, grad), m), v) in params.iter_mut().zip(grads).zip(&mut self.exp_avg).zip(&mut self.exp_avg_sq) {
-            let _ = m.lerp_(grad, 1.0 - self.beta1);
-            let _ = v.g_mul_scalar_(self.beta2).addcmul_(&(grad * (1.0 - self.beta2)), grad);
-            let denom = v.sqrt() / bias_correction2_sqrt + self.eps;
-            let _ = param.addcdiv_(&(&*m * (-self.lr / bias_correction1)), &denom);
-        }
+        let _ = self.exp_avg.flat.lerp_(grad, 1.0 - self.beta1);
+        let _ = self.exp_avg_sq.flat.lerp_(&grad.square(), 1.0 - self.beta2);
+        let mut denom = self.exp_avg_sq.flat.sqrt();
+        let _ = denom.g_mul_scalar_(1.0 / bias_correction2_sqrt).g_add_scalar_(self.eps).g_mul_scalar_(-bias_correction1 / self.lr);
+        let _ = param.addcdiv_(&self.exp_avg.flat, &denom);
     }
 }

@@ -1,6 +1,7 @@
 //! Times full SAC updates per combiner on synthetic MT10-shaped data (`mt10 bench update`): what
-//! per-task gradients and the combiners cost relative to the plain `ls` update.
-use crate::{AgentError, CombineConfig, DeviceChoice, Sac, SacConfig};
+//! per-task gradients and the combiners cost relative to the plain `ls` update, where the time
+//! goes, and (optionally) how another implementation timed in the same rounds compares.
+use crate::{AgentError, CombineConfig, DeviceChoice, Sac, SacConfig, UpdateReport};
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,6 +63,78 @@ pub struct MethodTiming {
     pub mean_ms_per_update: f64,
     /// Mean time per update spent in the combiners' solves (all three components).
     pub solver_us: f64,
+    pub breakdown: Breakdown,
+    /// Copies between host and device per update; on CUDA each one is a synchronisation.
+    pub host_transfers: f64,
+    /// The reference implementation's time per update in the same rounds (median), when one ran.
+    pub reference_ms_per_update: Option<f64>,
+    /// Ours over the reference.
+    pub ratio_to_reference: Option<f64>,
+}
+
+/// Mean milliseconds per update by phase, over the three components (see
+/// [`crate::Phases`]); on CUDA, host times.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Breakdown {
+    /// Drawing the batch and moving it to the device.
+    pub sample: f64,
+    /// The critic's regression target.
+    pub bellman_target: f64,
+    pub forward_backward: f64,
+    pub task_gradients: f64,
+    pub gram: f64,
+    pub solve: f64,
+    pub direction: f64,
+    pub adam: f64,
+    pub polyak: f64,
+    /// The rest of the update.
+    pub other: f64,
+}
+
+impl Breakdown {
+    fn add(&mut self, report: &UpdateReport) {
+        let components = [&report.critic, &report.actor, &report.alpha];
+        let sum = |phase: fn(&crate::Phases) -> f64| components.iter().map(|c| phase(&c.phases)).sum::<f64>();
+        let parts = Breakdown {
+            sample: report.sample_ms,
+            bellman_target: report.bellman_target_ms,
+            forward_backward: sum(|p| p.forward_backward_ms),
+            task_gradients: sum(|p| p.task_gradients_ms),
+            gram: sum(|p| p.gram_ms),
+            solve: components.iter().map(|c| c.solver_us * 1e-3).sum(),
+            direction: sum(|p| p.direction_ms),
+            adam: sum(|p| p.adam_ms),
+            polyak: report.polyak_ms,
+            other: 0.0,
+        };
+        let other = report.ms - parts.fields().iter().sum::<f64>();
+        *self = self.zip_with(&Breakdown { other, ..parts }, |a, b| a + b);
+    }
+
+    fn fields(&self) -> [f64; 10] {
+        [self.sample, self.bellman_target, self.forward_backward, self.task_gradients, self.gram, self.solve, self.direction, self.adam, self.polyak, self.other]
+    }
+
+    fn zip_with(&self, other: &Breakdown, f: impl Fn(f64, f64) -> f64) -> Breakdown {
+        let (a, b) = (self.fields(), other.fields());
+        let v: [f64; 10] = std::array::from_fn(|i| f(a[i], b[i]));
+        Breakdown {
+            sample: v[0],
+            bellman_target: v[1],
+            forward_backward: v[2],
+            task_gradients: v[3],
+            gram: v[4],
+            solve: v[5],
+            direction: v[6],
+            adam: v[7],
+            polyak: v[8],
+            other: v[9],
+        }
+    }
+
+    fn scaled(&self, factor: f64) -> Breakdown {
+        self.zip_with(self, |a, _| a * factor)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +150,13 @@ pub struct UpdateBenchmarkReport {
     pub methods: Vec<(String, MethodTiming)>,
 }
 
+/// Another implementation of the same update, timed in the same rounds as ours.
+pub trait Reference {
+    type Error: From<AgentError>;
+    /// One update of each method it implements: (method name, milliseconds).
+    fn round(&mut self) -> Result<Vec<(String, f64)>, Self::Error>;
+}
+
 fn ordered_map<S: Serializer>(entries: &[(String, MethodTiming)], serializer: S) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(entries.len()))?;
     for (name, timing) in entries {
@@ -86,8 +166,13 @@ fn ordered_map<S: Serializer>(entries: &[(String, MethodTiming)], serializer: S)
 }
 
 /// Builds one agent per method on the same synthetic replay data, then times their updates
-/// interleaved (one update of each method in turn), so that machine noise hits all alike.
-pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport, AgentError> {
+/// interleaved (one update of each method in turn, then one round of `reference`), so that
+/// machine noise hits all alike. A reference should run on as many threads as
+/// [`UpdateBenchmark::threads`] gives libtorch here.
+pub fn update_benchmark<E: From<AgentError>>(
+    bench: &UpdateBenchmark,
+    mut reference: Option<&mut dyn Reference<Error = E>>,
+) -> Result<UpdateBenchmarkReport, E> {
     if let Some(threads) = bench.threads {
         tch::set_num_threads(threads as i32);
     }
@@ -117,31 +202,48 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
     let updates = bench.updates.max(1).div_ceil(every) * every;
     let mut update_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(updates); agents.len()];
     let mut total_solver_us = vec![0.0; agents.len()];
+    let mut breakdowns = vec![Breakdown::default(); agents.len()];
+    let mut host_transfers = vec![0usize; agents.len()];
+    let mut reference_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(updates); agents.len()];
     for round in 0..bench.warmup_updates + updates {
+        let timed = round >= bench.warmup_updates;
         for (i, agent) in agents.iter_mut().enumerate() {
             let start = Instant::now();
             let report = agent.update()?;
             if let tch::Device::Cuda(index) = agent.device() {
                 tch::Cuda::synchronize(index as i64);
             }
-            if round >= bench.warmup_updates {
+            if timed {
                 update_ms[i].push(start.elapsed().as_secs_f64() * 1e3);
                 total_solver_us[i] += report.critic.solver_us + report.actor.solver_us + report.alpha.solver_us;
+                breakdowns[i].add(&report);
+                host_transfers[i] += report.host_transfers;
+            }
+        }
+        if let Some(reference) = reference.as_deref_mut() {
+            for (name, ms) in reference.round()? {
+                if let (Some(i), true) = (methods.iter().position(|m| m.method.to_string() == name), timed) {
+                    reference_ms[i].push(ms);
+                }
             }
         }
     }
     let ms_per_update: Vec<f64> = update_ms.iter().map(|times| median_block_mean(times, every)).collect();
     let timings = methods
         .iter()
-        .zip(&update_ms)
-        .zip(&ms_per_update)
-        .zip(&total_solver_us)
-        .map(|(((combiner, times), &ms), solver_us)| {
+        .enumerate()
+        .map(|(i, combiner)| {
+            let times = &update_ms[i];
+            let reference = (!reference_ms[i].is_empty()).then(|| median_block_mean(&reference_ms[i], 1));
             let timing = MethodTiming {
-                ms_per_update: ms,
-                ratio_to_ls: ms / ms_per_update[0],
+                ms_per_update: ms_per_update[i],
+                ratio_to_ls: ms_per_update[i] / ms_per_update[0],
                 mean_ms_per_update: times.iter().sum::<f64>() / times.len() as f64,
-                solver_us: solver_us / times.len() as f64,
+                solver_us: total_solver_us[i] / times.len() as f64,
+                breakdown: breakdowns[i].scaled(1.0 / times.len() as f64),
+                host_transfers: host_transfers[i] as f64 / times.len() as f64,
+                reference_ms_per_update: reference,
+                ratio_to_reference: reference.map(|r| ms_per_update[i] / r),
             };
             (combiner.method.to_string(), timing)
         })

@@ -59,7 +59,7 @@ impl Sac {
         let mut state = BTreeMap::new();
         for learner in self.learners() {
             let name = learner.component.as_str();
-            for (i, ((param, m), v)) in learner.params.iter().zip(&learner.adam.exp_avg).zip(&learner.adam.exp_avg_sq).enumerate() {
+            for (i, ((param, m), v)) in learner.params.iter().zip(&learner.adam.exp_avg.views).zip(&learner.adam.exp_avg_sq.views).enumerate() {
                 tensors.push((format!("{name}.param.{i}"), param));
                 tensors.push((format!("{name}.exp_avg.{i}"), m));
                 tensors.push((format!("{name}.exp_avg_sq.{i}"), v));
@@ -74,7 +74,7 @@ impl Sac {
             };
             state.insert(name.to_string(), learner_state);
         }
-        tensors.extend(self.critic_target.iter().enumerate().map(|(i, t)| (format!("critic_target.{i}"), t)));
+        tensors.extend(self.critic_target.views.iter().enumerate().map(|(i, t)| (format!("critic_target.{i}"), t)));
         Tensor::save_multi(&tensors, dir.join(TENSORS))?;
         let json = serde_json::to_string_pretty(&state).map_err(|e| error(e.to_string()))?;
         std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))?;
@@ -113,8 +113,8 @@ impl Sac {
             }
             for (i, param) in learner.params.iter_mut().enumerate() {
                 restore(format!("{name}.param.{i}"), param)?;
-                restore(format!("{name}.exp_avg.{i}"), &mut learner.adam.exp_avg[i])?;
-                restore(format!("{name}.exp_avg_sq.{i}"), &mut learner.adam.exp_avg_sq[i])?;
+                restore(format!("{name}.exp_avg.{i}"), &mut learner.adam.exp_avg.views[i])?;
+                restore(format!("{name}.exp_avg_sq.{i}"), &mut learner.adam.exp_avg_sq.views[i])?;
             }
             learner.adam.step = learner_state.adam_step;
             learner.updates = learner_state.updates;
@@ -126,7 +126,7 @@ impl Sac {
                 .load_state(&learner_state.combiner)
                 .map_err(|source| AgentError::Solver { component: learner.component, source })?;
         }
-        for (i, target) in self.critic_target.iter_mut().enumerate() {
+        for (i, target) in self.critic_target.views.iter_mut().enumerate() {
             restore(format!("critic_target.{i}"), target)?;
         }
         let rng = std::fs::read_to_string(dir.join(RNG)).map_err(|e| error(e.to_string()))?;
@@ -165,11 +165,11 @@ mod tests {
         for (a, b) in trained.learners().iter().zip(restored.learners()) {
             assert_eq!(a.combiner.state(), b.combiner.state());
             assert_eq!((a.adam.step, a.updates, &a.weights), (b.adam.step, b.updates, &b.weights));
-            for (x, y) in a.params.iter().chain(&a.adam.exp_avg).chain(&a.adam.exp_avg_sq).zip(b.params.iter().chain(&b.adam.exp_avg).chain(&b.adam.exp_avg_sq)) {
+            for (x, y) in a.params.iter().chain(&a.adam.exp_avg.views).chain(&a.adam.exp_avg_sq.views).zip(b.params.iter().chain(&b.adam.exp_avg.views).chain(&b.adam.exp_avg_sq.views)) {
                 assert_same(x, y);
             }
         }
-        for (x, y) in trained.critic_target.iter().zip(&restored.critic_target) {
+        for (x, y) in trained.critic_target.views.iter().zip(&restored.critic_target.views) {
             assert_same(x, y);
         }
         let obs = vec![0.3; 15];

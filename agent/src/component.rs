@@ -2,12 +2,16 @@
 //! combiner, and the update that turns its per-task losses into one optimizer step.
 //!
 //! On a step that recomputes the weights, all `K` task gradients come from ONE backward pass of
-//! `sum_k L_k`, see [`task_gradients`]. The Gram matrix `J J^T` is formed on the device and only
-//! its `K x K` entries reach the host; the combiner's weights give `d = sum_k w_k g_k`, the
-//! direction handed to Adam. On the other steps (loss-only methods, or in between weight
-//! refreshes) the last weights are fixed loss weights and one plain backward of `sum_k w_k L_k`
-//! gives the same kind of direction at the cost of an ordinary update.
-use crate::adam::Adam;
+//! `sum_k L_k`, see [`ComponentLearner::task_gradients`]. They are written as the rows of one
+//! `[K, P]` matrix over the shared parameters, so that the Gram matrix `J J^T` is one matrix
+//! product on the device and `d = w^T J` another; only the `K x K` Gram entries (with the losses)
+//! reach the host. On the other steps (loss-only methods, or in between weight refreshes) the
+//! last weights are fixed loss weights and one plain backward of `sum_k w_k L_k` gives the same
+//! kind of direction at the cost of an ordinary update.
+//!
+//! The parameters are views into one flat buffer, shared parameters first, so that Adam and the
+//! direction work on one tensor per component.
+use crate::adam::{Adam, FlatParams};
 use crate::config::Component;
 use crate::layout::Layout;
 use crate::network::{Param, Taps, Weights};
@@ -35,8 +39,28 @@ pub struct ComponentReport {
     pub skipped: Option<SkipReason>,
     /// Time in the combiner's solve.
     pub solver_us: f64,
+    /// Where the rest of the time went.
+    pub phases: Phases,
+    /// Copies between host and device; on CUDA each one waits for the device.
+    pub host_transfers: usize,
     /// Time of the whole component update.
     pub ms: f64,
+}
+
+/// Milliseconds per phase of a component update. They are host times: on CUDA, work queued on
+/// the device is charged to the phase that next waits for it (a host copy).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Phases {
+    /// The forward pass of the task losses and the backward pass.
+    pub forward_backward_ms: f64,
+    /// Task gradients of the shared layers from the backward pass's per-sample factors.
+    pub task_gradients_ms: f64,
+    /// The Gram matrix (with the losses) up to the host.
+    pub gram_ms: f64,
+    /// `d = sum_k w_k g_k`.
+    pub direction_ms: f64,
+    /// Norm, clipping and the Adam step.
+    pub adam_ms: f64,
 }
 
 impl ComponentReport {
@@ -50,21 +74,46 @@ impl ComponentReport {
             grad_norm: 0.0,
             skipped: None,
             solver_us: 0.0,
+            phases: Phases::default(),
+            host_transfers: 0,
             ms: 0.0,
         }
     }
 
-    /// Copies the task losses to the host; false when one is not finite.
-    fn record_task_losses(&mut self, losses: &Tensor) -> Result<bool, AgentError> {
-        self.task_losses = Vec::<f64>::try_from(&losses.detach())?;
-        Ok(self.task_losses.iter().all(|l| l.is_finite()))
+    /// Copies `values` to the host.
+    fn to_host(&mut self, values: &Tensor) -> Result<Vec<f64>, AgentError> {
+        self.host_transfers += 1;
+        Ok(Vec::<f64>::try_from(&values.detach())?)
+    }
+
+    /// Copies `values` to the device of `like`.
+    fn to_device(&mut self, values: &[f64], like: &Tensor) -> Tensor {
+        self.host_transfers += 1;
+        Tensor::from_slice(values).to_kind(Kind::Float).to_device(like.device())
+    }
+
+    /// Keeps the first `K` of `host` values as the task losses; false when one is not finite.
+    fn record_task_losses(&mut self, host: &[f64], num_tasks: usize) -> bool {
+        self.task_losses = host[..num_tasks].to_vec();
+        self.task_losses.iter().all(|l| l.is_finite())
     }
 }
 
-/// The per-task losses (`[K]`) and, for every parameter, the task gradients stacked along a
-/// leading task dimension (`[K, ...]`): block `k` is the gradient of task `k`'s loss.
+/// Milliseconds since `since`, which restarts.
+fn lap(since: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let ms = (now - *since).as_secs_f64() * 1e3;
+    *since = now;
+    ms
+}
+
+/// The per-task losses (`[K]`) and the task gradients: `shared` (`[K, P_shared]`) holds task
+/// `k`'s gradient over the shared parameters in row `k`, in the flat buffer's order; `grads[i]`
+/// is parameter `i`'s gradients stacked along a leading task dimension (`[K, ...]`, a view into
+/// `shared` for a shared parameter).
 pub(crate) struct TaskGradients {
     pub losses: Tensor,
+    pub shared: Tensor,
     pub grads: Vec<Tensor>,
 }
 
@@ -89,54 +138,6 @@ impl Sharing {
     }
 }
 
-/// All task gradients from ONE backward pass of `sum_k L_k`, without extra forward work:
-/// - shared layers run on their shared weights and are tapped: the backward pass gives every
-///   sample's signal `delta` at each layer's output, and task `k`'s weight gradient is the sum of
-///   `delta x^T` over its samples (what the ordinary backward accumulates over the whole batch,
-///   kept apart per task);
-/// - per-task parameters already have a task dimension, and block `k` only sees task `k`;
-/// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
-///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
-pub(crate) fn task_gradients(
-    params: &[Tensor],
-    sharing: &[Sharing],
-    num_tasks: usize,
-    layout: &Layout,
-    task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
-) -> Result<TaskGradients, AgentError> {
-    let inputs: Vec<Tensor> = params
-        .iter()
-        .zip(sharing)
-        .map(|(param, sharing)| match sharing {
-            Sharing::PerTask => param.shallow_clone(),
-            Sharing::SharedLayer => param.detach(),
-            Sharing::Shared => stacked_copies(param, num_tasks),
-        })
-        .collect();
-    let taps = Taps::default();
-    let losses = task_losses(Weights::tapped(&inputs, &taps), layout);
-    let taps = taps.into_inner();
-    let tracked: Vec<usize> = (0..params.len()).filter(|&i| sharing[i] != Sharing::SharedLayer).collect();
-    let wrt: Vec<&Tensor> = tracked.iter().map(|&i| &inputs[i]).chain(taps.iter().map(|tap| &tap.output)).collect();
-    let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
-    let mut grads: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
-    for (&i, grad) in tracked.iter().zip(&mut backward) {
-        grads[i] = Some(grad);
-    }
-    for (tap, delta) in taps.iter().zip(backward) {
-        let (weight, bias) = layout.layer_task_gradients(&tap.input, &delta);
-        for (i, grad) in [(tap.weight_index, weight), (tap.weight_index + 1, bias)] {
-            // A layer used more than once accumulates, as in any backward pass.
-            grads[i] = Some(match grads[i].take() {
-                Some(sum) => sum + grad,
-                None => grad,
-            });
-        }
-    }
-    let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
-    Ok(TaskGradients { losses: losses.detach(), grads })
-}
-
 fn stacked_copies(param: &Tensor, num_tasks: usize) -> Tensor {
     let mut shape = vec![num_tasks as i64];
     shape.extend(param.size());
@@ -145,7 +146,13 @@ fn stacked_copies(param: &Tensor, num_tasks: usize) -> Tensor {
 
 pub(crate) struct ComponentLearner {
     pub component: Component,
+    /// Views into `flat`.
     pub params: Vec<Tensor>,
+    /// All parameters: the shared ones first (in order), then those with a block per task.
+    pub flat: Tensor,
+    /// Where each parameter starts in `flat`.
+    offsets: Vec<i64>,
+    shared_numel: i64,
     pub sharing: Vec<Sharing>,
     pub num_tasks: usize,
     pub adam: Adam,
@@ -155,11 +162,12 @@ pub(crate) struct ComponentLearner {
     max_consecutive_skips: usize,
     /// The weights of the last refresh, reused until the next.
     pub weights: Vec<f64>,
+    /// `weights` as uploaded last, and the upload.
+    uploaded_weights: (Vec<f64>, Tensor),
     pub updates: u64,
     pub consecutive_skips: usize,
     pub skipped_updates: u64,
 }
-
 /// The optimizer settings of one component.
 pub(crate) struct LearnerSettings {
     pub lr: f64,
@@ -180,11 +188,36 @@ impl ComponentLearner {
         settings: &LearnerSettings,
     ) -> Self {
         let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
-        let params: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
-        let adam = Adam::new(&params, settings.lr, settings.beta1, settings.beta2, settings.eps);
+        let values: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
+        let mut offsets = vec![0; values.len()];
+        let mut next = 0;
+        for per_task in [false, true] {
+            for (i, value) in values.iter().enumerate().filter(|(i, _)| (sharing[*i] == Sharing::PerTask) == per_task) {
+                offsets[i] = next;
+                next += value.numel() as i64;
+            }
+        }
+        let shared_numel = values.iter().zip(&sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(v, _)| v.numel() as i64).sum();
+        let FlatParams { flat, views } = FlatParams::zeros_like(&values, &offsets);
+        let params = tch::no_grad(|| {
+            views
+                .into_iter()
+                .zip(&values)
+                .map(|(mut view, value)| {
+                    view.copy_(value);
+                    view.set_requires_grad(true)
+                })
+                .collect()
+        });
+        let adam = Adam::new(&values, &offsets, settings.lr, settings.beta1, settings.beta2, settings.eps);
+        let weights = vec![1.0 / num_tasks as f64; num_tasks];
+        let uploaded_weights = (weights.clone(), Tensor::from_slice(&weights).to_kind(Kind::Float).to_device(flat.device()));
         Self {
             component,
             params,
+            flat,
+            offsets,
+            shared_numel,
             sharing,
             num_tasks,
             adam,
@@ -192,7 +225,8 @@ impl ComponentLearner {
             update_weights_every: settings.update_weights_every as u64,
             max_grad_norm: settings.max_grad_norm,
             max_consecutive_skips: settings.max_consecutive_skips,
-            weights: vec![1.0 / num_tasks as f64; num_tasks],
+            weights,
+            uploaded_weights,
             updates: 0,
             consecutive_skips: 0,
             skipped_updates: 0,
@@ -208,6 +242,11 @@ impl ComponentLearner {
     /// component's loss.
     pub fn detached(&self) -> Vec<Tensor> {
         self.params.iter().map(Tensor::detach).collect()
+    }
+
+    /// Where each parameter starts in the flat buffer (shared parameters first).
+    pub fn offsets(&self) -> &[i64] {
+        &self.offsets
     }
 
     /// One update from the per-task losses that `task_losses` computes for given parameters and
@@ -229,13 +268,15 @@ impl ComponentLearner {
             self.weighted_loss_gradient(layout, rng, &mut task_losses, &mut report)?
         };
         report.weights = self.weights.clone();
-        match direction.and_then(|d| self.clipped(d)) {
+        let mut since = Instant::now();
+        match direction.and_then(|(d, squared_norm)| self.clipped(d, squared_norm)) {
             Ok((direction, norm)) => {
                 report.grad_norm = norm;
-                self.adam.step(&mut self.params, &direction);
+                self.adam.step(&mut self.flat, &direction);
+                report.phases.adam_ms = lap(&mut since);
                 self.consecutive_skips = 0;
                 if self.combiner.wants_after_step() {
-                    self.after_step(layout, &mut task_losses)?;
+                    self.after_step(layout, &mut task_losses, &mut report)?;
                 }
             }
             Err(reason) => {
@@ -251,75 +292,187 @@ impl ComponentLearner {
         Ok(report)
     }
 
-    /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`.
+    /// All task gradients from ONE backward pass of `sum_k L_k`, without extra forward work:
+    /// - shared layers run on their shared weights and are tapped: the backward pass gives every
+    ///   sample's signal `delta` at each layer's output, and task `k`'s weight gradient is the sum
+    ///   of `delta x^T` over its samples (what the ordinary backward accumulates over the whole
+    ///   batch, kept apart per task), written straight into its row of `shared`;
+    /// - per-task parameters already have a task dimension, and block `k` only sees task `k`;
+    /// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
+    ///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
+    pub(crate) fn task_gradients(
+        &self,
+        layout: &Layout,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
+        phases: &mut Phases,
+    ) -> Result<TaskGradients, AgentError> {
+        let mut since = Instant::now();
+        let k = self.num_tasks as i64;
+        let inputs: Vec<Tensor> = self
+            .params
+            .iter()
+            .zip(&self.sharing)
+            .map(|(param, sharing)| match sharing {
+                Sharing::PerTask => param.shallow_clone(),
+                Sharing::SharedLayer => param.detach(),
+                Sharing::Shared => stacked_copies(param, self.num_tasks),
+            })
+            .collect();
+        let taps = Taps::default();
+        let losses = task_losses(Weights::tapped(&inputs, &taps), layout);
+        let taps = taps.into_inner();
+        let tracked: Vec<usize> = (0..inputs.len()).filter(|&i| self.sharing[i] != Sharing::SharedLayer).collect();
+        let wrt: Vec<&Tensor> = tracked.iter().map(|&i| &inputs[i]).chain(taps.iter().map(|tap| &tap.output)).collect();
+        let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
+        phases.forward_backward_ms = lap(&mut since);
+
+        let shared = Tensor::empty([k, self.shared_numel], (Kind::Float, self.flat.device()));
+        let shared_view = |i: usize| {
+            let mut shape = vec![k];
+            shape.extend(self.params[i].size());
+            shared.narrow(1, self.offsets[i], self.params[i].numel() as i64).view(shape.as_slice())
+        };
+        let mut grads: Vec<Option<Tensor>> = self.params.iter().map(|_| None).collect();
+        for (&i, grad) in tracked.iter().zip(&mut backward) {
+            grads[i] = Some(match self.sharing[i] {
+                Sharing::PerTask => grad,
+                _ => {
+                    let mut view = shared_view(i);
+                    view.copy_(&grad);
+                    view
+                }
+            });
+        }
+        for (tap, delta) in taps.iter().zip(backward) {
+            let (weight, bias) = (tap.weight_index, tap.weight_index + 1);
+            // A layer used more than once accumulates, as in any backward pass.
+            let accumulate = grads[weight].is_some();
+            for i in [weight, bias] {
+                grads[i].get_or_insert_with(|| shared_view(i));
+            }
+            let view = |i: usize| grads[i].as_ref().expect("just set");
+            layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
+        }
+        let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
+        phases.task_gradients_ms = lap(&mut since);
+        Ok(TaskGradients { losses: losses.detach(), shared, grads })
+    }
+
+    /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`
+    /// with its squared norm.
     fn combined_task_gradients(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
-    ) -> Result<Result<Vec<Tensor>, SkipReason>, AgentError> {
+    ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
         let k = self.num_tasks;
-        let TaskGradients { losses, grads } = task_gradients(&self.params, &self.sharing, k, layout, task_losses)?;
-        if !report.record_task_losses(&losses)? {
+        let TaskGradients { losses, shared, grads } = self.task_gradients(layout, task_losses, &mut report.phases)?;
+        let mut since = Instant::now();
+        let per_task: Vec<&Tensor> = grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(g, _)| g).collect();
+        // Parameters with a block per task do not enter the Gram matrix (their tasks cannot
+        // conflict), but their squared norms per task give the direction's norm on the host.
+        let per_task_squares = per_task.iter().fold(Tensor::zeros([k as i64], (Kind::Float, shared.device())), |sum, g| {
+            sum + g.reshape([k as i64, -1]).square().sum_dim_intlist(1, false, Kind::Float)
+        });
+        let host = report.to_host(&Tensor::cat(&[losses, shared.matmul(&shared.tr()).reshape([-1]), per_task_squares], 0))?;
+        report.phases.gram_ms = lap(&mut since);
+        if !report.record_task_losses(&host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
-        let gram = self.gram(&grads)?;
-        if !gram.iter().all(|g| g.is_finite()) {
+        let (gram, per_task_squares) = host[k..].split_at(k * k);
+        if !gram.iter().chain(per_task_squares).all(|g| g.is_finite()) {
             return Ok(Err(SkipReason::NonFiniteGradient));
         }
+        let gram: Vec<f64> = (0..k * k).map(|ij| 0.5 * (gram[ij] + gram[(ij % k) * k + ij / k])).collect();
         report.gram = Some(gram.clone());
         let gram = Gram::new(k, gram).map_err(|source| self.solver_error(source))?;
-        let jacobian = if self.combiner.needs().jacobian { Some(self.jacobian(&grads)?) } else { None };
+        let jacobian = if self.combiner.needs().jacobian { Some(self.jacobian(&shared, report)?) } else { None };
         let own_direction = match self.solve(Some(&gram), jacobian.as_ref(), rng, report)? {
             Ok(own_direction) => own_direction,
             Err(reason) => return Ok(Err(reason)),
         };
-        let weights = self.weights_tensor(&grads[0]);
-        let mut shared_direction = own_direction.as_deref();
-        let direction = grads
-            .iter()
-            .zip(&self.params)
-            .zip(&self.sharing)
-            .map(|((grad, param), &sharing)| {
-                if sharing == Sharing::PerTask {
-                    // Block k only carries task k's gradient: d's block k is w_k g_k.
-                    let mut shape = vec![k as i64];
-                    shape.resize(grad.dim(), 1);
-                    grad * weights.view(shape.as_slice())
-                } else if let Some(d) = shared_direction.as_mut() {
-                    // A method that builds d itself (GradDrop), over the shared coordinates in order.
-                    let (own, rest) = d.split_at(param.numel());
-                    *d = rest;
-                    Tensor::from_slice(own).to_kind(Kind::Float).to_device(param.device()).view(param.size().as_slice())
-                } else {
-                    weights.unsqueeze(0).matmul(&grad.reshape([k as i64, -1])).view(param.size().as_slice())
-                }
-            })
-            .collect();
-        Ok(Ok(direction))
+        since = Instant::now();
+        let weights = self.weights_on_device(report);
+        let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
+        let (shared_direction, shared_squared_norm) = match own_direction {
+            // A method that builds d itself (GradDrop), over the shared coordinates in order.
+            Some(own) => (report.to_device(&own, &shared), own.iter().map(|x| x * x).sum::<f64>()),
+            None => {
+                let quadratic = (0..k).map(|i| (0..k).map(|j| self.weights[i] * gram.matrix()[(i, j)] * self.weights[j]).sum::<f64>()).sum::<f64>();
+                (weights.unsqueeze(0).matmul(&shared).reshape([-1]), quadratic)
+            }
+        };
+        let per_task_directions = grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(grad, _)| {
+            // Block k only carries task k's gradient: d's block k is w_k g_k.
+            let mut shape = vec![k as i64];
+            shape.resize(grad.dim(), 1);
+            (grad * weights.view(shape.as_slice())).reshape([-1])
+        });
+        let direction = Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0);
+        report.phases.direction_ms = lap(&mut since);
+        // Rounding can take a vanishing quadratic form below zero.
+        Ok(Ok((direction, (shared_squared_norm + per_task_part).max(0.0))))
     }
 
     /// One plain backward of `sum_k w_k L_k`, with the last weights of a gradient method or
-    /// fresh weights from a loss-only one.
+    /// fresh weights from a loss-only one, and the direction's squared norm. The losses reach
+    /// the host with the norm, in one copy, unless the combiner reads them before the backward.
     fn weighted_loss_gradient(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
-    ) -> Result<Result<Vec<Tensor>, SkipReason>, AgentError> {
+    ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
+        let mut since = Instant::now();
+        let k = self.num_tasks;
         let losses = task_losses(Weights::new(&self.params), layout);
-        if !report.record_task_losses(&losses)? {
-            return Ok(Err(SkipReason::NonFiniteLoss));
+        let needs = self.combiner.needs();
+        let solves = !needs.per_task_gradients();
+        let losses_first = solves && needs.losses;
+        if losses_first {
+            let host = report.to_host(&losses)?;
+            if !report.record_task_losses(&host, k) {
+                return Ok(Err(SkipReason::NonFiniteLoss));
+            }
         }
-        if !self.combiner.needs().per_task_gradients() {
+        if solves {
             if let Err(reason) = self.solve(None, None, rng, report)? {
                 return Ok(Err(reason));
             }
         }
-        let weighted_loss = (losses * self.weights_tensor(&self.params[0])).sum(Kind::Float);
-        Ok(Ok(Tensor::f_run_backward(&[weighted_loss], &self.params, false, false)?))
+        let weighted_loss = (&losses * self.weights_on_device(report)).sum(Kind::Float);
+        let grads = Tensor::f_run_backward(&[weighted_loss], &self.params, false, false)?;
+        let direction = self.flatten(&grads);
+        let squared_norm = direction.dot(&direction).reshape([1]);
+        report.phases.forward_backward_ms = lap(&mut since);
+        let squared_norm = if losses_first {
+            report.to_host(&squared_norm)?[0]
+        } else {
+            let host = report.to_host(&Tensor::cat(&[losses.detach(), squared_norm], 0))?;
+            if !report.record_task_losses(&host, k) {
+                return Ok(Err(SkipReason::NonFiniteLoss));
+            }
+            host[k]
+        };
+        Ok(Ok((direction, squared_norm)))
+    }
+
+    /// Per-parameter tensors as one flat tensor in the buffer's order.
+    fn flatten(&self, per_param: &[Tensor]) -> Tensor {
+        let mut order: Vec<usize> = (0..per_param.len()).collect();
+        order.sort_by_key(|&i| self.offsets[i]);
+        Tensor::cat(&order.iter().map(|&i| per_param[i].reshape([-1])).collect::<Vec<_>>(), 0)
+    }
+
+    /// The current weights on the device, uploaded only when they changed.
+    fn weights_on_device(&mut self, report: &mut ComponentReport) -> Tensor {
+        if self.uploaded_weights.0 != self.weights {
+            self.uploaded_weights = (self.weights.clone(), report.to_device(&self.weights, &self.flat));
+        }
+        self.uploaded_weights.1.shallow_clone()
     }
 
     /// Runs the combiner on this step's losses (and Gram matrix or Jacobian) and keeps its
@@ -350,9 +503,10 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
+        report: &mut ComponentReport,
     ) -> Result<(), AgentError> {
         let losses = tch::no_grad(|| task_losses(Weights::new(&self.params), layout));
-        let losses = Vec::<f64>::try_from(&losses)?;
+        let losses = report.to_host(&losses)?;
         // A non-finite re-evaluation is caught by the next step's loss check.
         if losses.iter().all(|l| l.is_finite()) {
             self.combiner.after_step(&losses).map_err(|source| self.solver_error(source))?;
@@ -361,9 +515,8 @@ impl ComponentLearner {
     }
 
     /// The direction and its norm after the optional global clip; a non-finite direction is a skip.
-    fn clipped(&self, mut direction: Vec<Tensor>) -> Result<(Vec<Tensor>, f64), SkipReason> {
-        let squares: Vec<Tensor> = direction.iter().map(|d| d.square().sum(Kind::Float)).collect();
-        let norm = Tensor::stack(&squares, 0).sum(Kind::Float).sqrt().double_value(&[]);
+    fn clipped(&self, mut direction: Tensor, squared_norm: f64) -> Result<(Tensor, f64), SkipReason> {
+        let norm = squared_norm.sqrt();
         if !norm.is_finite() {
             return Err(SkipReason::NonFiniteGradient);
         }
@@ -371,39 +524,18 @@ impl ComponentLearner {
             // As torch's clip_grad_norm_.
             Some(max) if norm > max => {
                 let scale = max / (norm + 1e-6);
-                direction = direction.iter().map(|d| d * scale).collect();
+                let _ = direction.g_mul_scalar_(scale);
                 Ok((direction, norm * scale))
             }
             _ => Ok((direction, norm)),
         }
     }
 
-    /// `J J^T` over the shared parameters, symmetrised, as `K x K` row-major f64.
-    fn gram(&self, grads: &[Tensor]) -> Result<Vec<f64>, AgentError> {
-        let k = self.num_tasks;
-        let device = grads[0].device();
-        let mut gram = Tensor::zeros([k as i64, k as i64], (Kind::Float, device));
-        for (grad, _) in grads.iter().zip(&self.sharing).filter(|(_, &sharing)| sharing != Sharing::PerTask) {
-            let rows = grad.reshape([k as i64, -1]);
-            gram += rows.matmul(&rows.tr());
-        }
-        let gram = Vec::<f64>::try_from(&gram.reshape([-1]))?;
-        Ok((0..k * k).map(|ij| 0.5 * (gram[ij] + gram[(ij % k) * k + ij / k])).collect())
-    }
-
     /// The full Jacobian over the shared parameters, for methods that need it (GradDrop).
-    fn jacobian(&self, grads: &[Tensor]) -> Result<Jacobian, AgentError> {
-        let k = self.num_tasks as i64;
-        let rows: Vec<Tensor> =
-            grads.iter().zip(&self.sharing).filter(|(_, &sharing)| sharing != Sharing::PerTask).map(|(g, _)| g.reshape([k, -1])).collect();
-        let jacobian = Tensor::cat(&rows, 1);
-        let p = jacobian.size()[1] as usize;
-        let data = Vec::<f64>::try_from(&jacobian.reshape([-1]))?;
+    fn jacobian(&self, shared: &Tensor, report: &mut ComponentReport) -> Result<Jacobian, AgentError> {
+        let p = shared.size()[1] as usize;
+        let data = report.to_host(&shared.reshape([-1]))?;
         Jacobian::new(self.num_tasks, p, data).map_err(|source| self.solver_error(source))
-    }
-
-    fn weights_tensor(&self, like: &Tensor) -> Tensor {
-        Tensor::from_slice(&self.weights).to_kind(Kind::Float).to_device(like.device())
     }
 
     fn solver_error(&self, source: SolverError) -> AgentError {
@@ -445,16 +577,19 @@ mod tests {
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
         let mut report = ComponentReport::empty(Component::Critic);
         let mut losses = regression(&mlp, &x, &y);
-        let direction = learner.combined_task_gradients(&layout, &mut rng, &mut losses, &mut report).unwrap().unwrap();
+        let (direction, squared_norm) = learner.combined_task_gradients(&layout, &mut rng, &mut losses, &mut report).unwrap().unwrap();
         let weights: Vec<f64> = learner.weights.clone();
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-6, "MGDA weights lie on the simplex: {weights:?}");
         assert!(weights.iter().any(|&w| (w - 1.0 / k as f64).abs() > 1e-3), "weights should not be uniform: {weights:?}");
         let weighted = (losses(Weights::new(&learner.params), &layout) * Tensor::from_slice(&weights).to_kind(Kind::Float)).sum(Kind::Float);
         let expected = Tensor::run_backward(&[weighted], &learner.params, false, false);
-        for (d, e) in direction.iter().zip(&expected) {
+        for ((e, &offset), param) in expected.iter().zip(learner.offsets()).zip(&learner.params) {
+            let d = direction.narrow(0, offset, param.numel() as i64).view(param.size().as_slice());
             let error = (d - e).abs().max().double_value(&[]);
             assert!(error <= 1e-5 * e.abs().max().double_value(&[]).max(1.0), "direction off by {error}");
         }
+        let expected_squared_norm = expected.iter().map(|e| e.square().sum(Kind::Double).double_value(&[])).sum::<f64>();
+        assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 from the Gram matrix: {squared_norm} vs {expected_squared_norm}");
         let gram = report.gram.unwrap();
         assert!((0..k).all(|i| (0..k).all(|j| gram[i * k + j] == gram[j * k + i])));
     }

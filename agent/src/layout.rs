@@ -1,6 +1,6 @@
 //! How a batch, stored flat with its rows sorted by task, is laid out for a forward pass, and how
 //! per-sample losses become per-task means.
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 pub(crate) enum Layout {
     /// `[B, ...]`: as stored. Only for networks whose parameters are all shared.
@@ -30,14 +30,10 @@ pub(crate) enum Layout {
 impl Layout {
     /// `counts[k]` rows of task `k`, stored consecutively in task order.
     pub fn flat(counts: &[usize], device: Device) -> Self {
-        let task: Vec<i64> = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as i64, n)).collect();
-        let row_weight: Vec<f32> = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
-        Layout::Flat {
-            counts: counts.iter().map(|&n| n as i64).collect(),
-            task: Tensor::from_slice(&task).to_device(device),
-            row_weight: Tensor::from_slice(&row_weight).to_device(device),
-            num_tasks: counts.len() as i64,
-        }
+        let task = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as f32, n)).collect();
+        let row_weight = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
+        let [task, row_weight] = uploaded([(task, false), (row_weight, true)], device);
+        Layout::Flat { counts: counts.iter().map(|&n| n as i64).collect(), task, row_weight, num_tasks: counts.len() as i64 }
     }
 
     pub fn task_major(counts: &[usize], device: Device) -> Self {
@@ -49,16 +45,17 @@ impl Layout {
             for j in 0..per_task {
                 // Padding repeats a real row (any row: its weight is 0) so values stay finite.
                 let row = if j < n { first_row + j } else { first_row.min(last_row) };
-                gather.push(row as i64);
+                gather.push(row as f32);
                 slot_weight.push(if j < n { 1.0 / n as f32 } else { 0.0 });
             }
-            slot.extend((0..n).map(|j| (k * per_task + j) as i64));
+            slot.extend((0..n).map(|j| (k * per_task + j) as f32));
             first_row += n;
         }
+        let [gather, slot, slot_weight] = uploaded([(gather, false), (slot, false), (slot_weight, true)], device);
         Layout::TaskMajor {
-            gather: Tensor::from_slice(&gather).to_device(device),
-            slot: Tensor::from_slice(&slot).to_device(device),
-            slot_weight: Tensor::from_slice(&slot_weight).view([counts.len() as i64, per_task as i64]).to_device(device),
+            gather,
+            slot,
+            slot_weight: slot_weight.view([counts.len() as i64, per_task as i64]),
             num_tasks: counts.len() as i64,
             per_task: per_task as i64,
         }
@@ -107,25 +104,39 @@ impl Layout {
         }
     }
 
-    /// Each task's gradient of a layer's weight (`[K, out, in]`) and bias (`[K, out]`) from its
-    /// input `x` and the backpropagated signal `delta` of its output, per sample:
-    /// `sum over task k's samples of delta x^T` (padding rows carry a zero `delta`).
-    pub fn layer_task_gradients(&self, x: &Tensor, delta: &Tensor) -> (Tensor, Tensor) {
-        match self {
-            Layout::Flat { counts, task, num_tasks, .. } => {
-                let (outputs, inputs) = (delta.size()[1], x.size()[1]);
-                let weight = Tensor::empty([*num_tasks, outputs, inputs], (delta.kind(), delta.device()));
-                let rows = delta.split_with_sizes(counts.as_slice(), 0).into_iter().zip(x.split_with_sizes(counts.as_slice(), 0));
-                for (k, (delta, x)) in rows.enumerate() {
-                    // Written in place (no stacking copy); a task without samples gets the empty product, zeros.
-                    let _ = delta.tr().mm_out(&weight.get(k as i64), &x);
-                }
-                let bias = Tensor::zeros([*num_tasks, outputs], (delta.kind(), delta.device())).index_add(0, task, delta);
-                (weight, bias)
+    /// Each task's gradient of a layer's weight and bias from its input `x` and the
+    /// backpropagated signal `delta` of its output, per sample: `sum over task k's samples of
+    /// delta x^T` (padding rows carry a zero `delta`). Written into `weight` (`[K, out, in]`) and
+    /// `bias` (`[K, out]`), whose blocks `k` must each be contiguous, or added to them when
+    /// `accumulate`. A task without samples gets zeros.
+    pub fn layer_task_gradients(&self, x: &Tensor, delta: &Tensor, weight: &Tensor, bias: &Tensor, accumulate: bool) {
+        let rows: Vec<(Tensor, Tensor)> = match self {
+            Layout::Flat { counts, .. } => delta.split_with_sizes(counts.as_slice(), 0).into_iter().zip(x.split_with_sizes(counts.as_slice(), 0)).collect(),
+            Layout::TaskMajor { num_tasks, .. } => (0..*num_tasks).map(|k| (delta.get(k), x.get(k))).collect(),
+        };
+        for (k, (delta, x)) in rows.iter().enumerate() {
+            let (mut weight, mut bias) = (weight.get(k as i64), bias.get(k as i64));
+            if accumulate {
+                let _ = weight.addmm_(&delta.tr(), x);
+                bias += delta.sum_dim_intlist(0, false, delta.kind());
+            } else {
+                let _ = delta.tr().mm_out(&weight, x);
+                let _ = delta.sum_intlist_out(&bias, 0, false, delta.kind());
             }
-            Layout::TaskMajor { .. } => (delta.transpose(1, 2).bmm(x), delta.sum_dim_intlist(1, false, delta.kind())),
         }
     }
+}
+
+/// Host vectors on the device in one copy (one synchronisation on CUDA): each as floats, or as
+/// indices when its flag is false (exact in `f32` below 2^24).
+fn uploaded<const N: usize>(pieces: [(Vec<f32>, bool); N], device: Device) -> [Tensor; N] {
+    let all = Tensor::from_slice(&pieces.iter().flat_map(|(values, _)| values.iter().copied()).collect::<Vec<f32>>()).to_device(device);
+    let mut start = 0;
+    pieces.map(|(values, floats)| {
+        let piece = all.narrow(0, start, values.len() as i64);
+        start += values.len() as i64;
+        if floats { piece } else { piece.to_kind(Kind::Int64) }
+    })
 }
 
 /// How the batch is laid out for a network: flat when all its parameters are shared,
@@ -141,7 +152,6 @@ pub(crate) fn layout_for(counts: &[usize], per_task_layers: bool, device: Device
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     #[test]
     fn layer_task_gradients_agree_between_layouts_and_are_zero_for_absent_tasks() {
@@ -153,16 +163,25 @@ mod tests {
         // Padding slots carry zero signal, as the zero loss weight of padding gives them.
         let Layout::TaskMajor { slot_weight, .. } = &task_major else { panic!("a task-major layout") };
         let mask = slot_weight.gt(0.0).to_kind(Kind::Float).unsqueeze(-1);
-        let (w_flat, b_flat) = flat.layer_task_gradients(&x, &delta);
-        let (w_major, b_major) = task_major.layer_task_gradients(&task_major.arrange(&x), &(task_major.arrange(&delta) * mask));
+        let written = |layout: &Layout, x: &Tensor, delta: &Tensor, uses: usize| {
+            // Stale values in the buffers: the first use overwrites them.
+            let (weight, bias) = (Tensor::randn([3, 3, 4], (Kind::Float, device)), Tensor::randn([3, 3], (Kind::Float, device)));
+            for use_ in 0..uses {
+                layout.layer_task_gradients(x, delta, &weight, &bias, use_ > 0);
+            }
+            (weight, bias)
+        };
+        let (w_flat, b_flat) = written(&flat, &x, &delta, 1);
+        let (w_major, b_major) = written(&task_major, &task_major.arrange(&x), &(task_major.arrange(&delta) * mask), 1);
+        let (w_twice, b_twice) = written(&flat, &x, &delta, 2);
         let rows = |start: i64, n: i64| (delta.narrow(0, start, n).tr().mm(&x.narrow(0, start, n)), delta.narrow(0, start, n).sum_dim_intlist(0, false, Kind::Float));
         for (k, expected) in [(0, rows(0, 2)), (2, rows(2, 3))] {
-            for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major)] {
-                assert!((w.get(k) - &expected.0).abs().max().double_value(&[]) < 1e-5);
-                assert!((b.get(k) - &expected.1).abs().max().double_value(&[]) < 1e-5);
+            for (w, b, uses) in [(&w_flat, &b_flat, 1.0), (&w_major, &b_major, 1.0), (&w_twice, &b_twice, 2.0)] {
+                assert!((w.get(k) - &expected.0 * uses).abs().max().double_value(&[]) < 1e-5);
+                assert!((b.get(k) - &expected.1 * uses).abs().max().double_value(&[]) < 1e-5);
             }
         }
-        for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major)] {
+        for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major), (&w_twice, &b_twice)] {
             assert_eq!(w.get(1).abs().max().double_value(&[]), 0.0);
             assert_eq!(b.get(1).abs().max().double_value(&[]), 0.0);
         }

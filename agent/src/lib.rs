@@ -19,7 +19,7 @@ mod sac;
 #[cfg(test)]
 mod testing;
 
-pub use component::ComponentReport;
+pub use component::{ComponentReport, Phases};
 pub use config::{Architecture, CombineConfig, Component, DeviceChoice, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};

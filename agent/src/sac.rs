@@ -1,6 +1,7 @@
 //! Multi-task Soft Actor-Critic (Haarnoja et al. 2018) as the papers' MT10 code (mtrl) runs it,
 //! with each of the critic, actor and temperature updates turned from per-task losses into one
 //! step by a gradient combiner (see [`crate::component`]).
+use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
 use crate::config::{Architecture, Component, SacConfig, Temperature};
 use crate::layout::{layout_for, Layout};
@@ -35,6 +36,13 @@ pub struct UpdateReport {
     pub alpha_values: Vec<f64>,
     /// Time to draw the batch and move it to the device.
     pub sample_ms: f64,
+    /// Time of the critic's regression target (policy and target critics on the next states).
+    pub bellman_target_ms: f64,
+    /// Time of the Polyak update of the target critics.
+    pub polyak_ms: f64,
+    /// Copies between host and device in the whole update (components included); on CUDA each
+    /// one waits for the device.
+    pub host_transfers: usize,
     /// Time of the whole update.
     pub ms: f64,
 }
@@ -60,7 +68,8 @@ pub struct Sac {
     device: Device,
     actor: SquashedGaussian,
     critic: TwinCritic,
-    pub(crate) critic_target: Vec<Tensor>,
+    /// Laid out as the critic's flat buffer, so the Polyak update is one operation.
+    pub(crate) critic_target: FlatParams,
     pub(crate) critic_learner: ComponentLearner,
     pub(crate) actor_learner: ComponentLearner,
     /// Optimises `log(alpha)`, one value shared by all tasks or one per task.
@@ -93,7 +102,6 @@ impl Sac {
         );
         let critic = TwinCritic::new(Mlp::new(input + action_dim, &config.hidden, 1, per_task_layer, k));
         let critic_params = critic.init(device, &mut rng);
-        let critic_target = critic_params.iter().map(|p| p.value.detach().copy()).collect();
         let per_task_alpha = config.temperature == Temperature::PerTask;
         let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
         let alpha_params = vec![Param { value: log_alpha.set_requires_grad(true), per_task: per_task_alpha, in_layer: false }];
@@ -117,6 +125,8 @@ impl Sac {
             Ok(ComponentLearner::new(component, params, k, combiner, &settings))
         };
         let critic_learner = learner(Component::Critic, critic_params, config.critic_lr)?;
+        let mut critic_target = FlatParams::zeros_like(&critic_learner.params, critic_learner.offsets());
+        tch::no_grad(|| critic_target.flat.copy_(&critic_learner.flat));
         let actor_learner = learner(Component::Actor, actor.init(device, &mut rng), config.actor_lr)?;
         let alpha_learner = learner(Component::Alpha, alpha_params, config.alpha_lr)?;
         let replay = ReplayBuffer::new(config.sampling, config.replay_capacity, k, obs_dim, action_dim);
@@ -228,6 +238,8 @@ impl Sac {
         let batch = self.batch_on_device(&host);
         let layout = layout_for(&host.counts, self.has_per_task_layers(), self.device);
         let sample_ms = start.elapsed().as_secs_f64() * 1e3;
+        // The batch and the layout.
+        let mut host_transfers = 2;
         let (k, gamma, tau, target_entropy) = (self.num_tasks, self.config.gamma, self.config.tau, self.target_entropy);
         let (actor, critic) = (&self.actor, &self.critic);
         let alpha = alpha_per_task(&self.alpha_learner.params, k).detach();
@@ -237,10 +249,11 @@ impl Sac {
             let next_obs = layout.arrange(&batch.next_obs);
             let (next_action, next_log_prob) =
                 actor.sample(Weights::new(&self.actor_learner.params), &next_obs, &layout.arrange(&batch.next_noise));
-            let (q1, q2) = critic.q_values(Weights::new(&self.critic_target), &next_obs, &next_action);
+            let (q1, q2) = critic.q_values(Weights::new(&self.critic_target.views), &next_obs, &next_action);
             let soft_value = q1.minimum(&q2) - layout.per_task(&alpha) * next_log_prob;
             layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
         });
+        let bellman_target_ms = start.elapsed().as_secs_f64() * 1e3 - sample_ms;
         let critic_report = self.critic_learner.step(&layout, &mut self.rng, |weights, layout| {
             critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
@@ -261,17 +274,20 @@ impl Sac {
         let alpha_report =
             self.alpha_learner.step(&layout, &mut self.rng, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
 
-        tch::no_grad(|| {
-            for (target, param) in self.critic_target.iter_mut().zip(&self.critic_learner.params) {
-                let _ = target.lerp_(param, tau);
-            }
-        });
+        let polyak_start = Instant::now();
+        let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
+        let polyak_ms = polyak_start.elapsed().as_secs_f64() * 1e3;
+        let alpha_values = self.alpha()?;
+        host_transfers += 1 + [&critic_report, &actor_report, &alpha_report].iter().map(|r| r.host_transfers).sum::<usize>();
         Ok(UpdateReport {
             critic: critic_report,
             actor: actor_report,
             alpha: alpha_report,
-            alpha_values: self.alpha()?,
+            alpha_values,
             sample_ms,
+            bellman_target_ms,
+            polyak_ms,
+            host_transfers,
             ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -297,20 +313,30 @@ impl Sac {
         Tensor::from_slice(&values).view([rows as i64, self.action_dim as i64]).to_device(self.device)
     }
 
+    /// The batch with its policy noise on the device, in one copy (one synchronisation on CUDA).
     fn batch_on_device(&mut self, host: &HostBatch) -> Batch {
-        let rows = host.task.len() as i64;
-        let device = self.device;
-        let (noise, next_noise) = (self.standard_normal(rows as usize), self.standard_normal(rows as usize));
-        let task = Tensor::from_slice(&host.task).to_device(device);
-        let matrix = |values: &[f32]| Tensor::from_slice(values).view([rows, -1]).to_device(device);
+        let rows = host.task.len();
+        let noise: Vec<f32> = (0..2 * rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
+        let task: Vec<f32> = host.task.iter().map(|&k| k as f32).collect();
+        let pieces: [&[f32]; 8] = [&host.obs, &host.action, &host.reward, &host.next_obs, &host.not_done, &noise[..noise.len() / 2], &noise[noise.len() / 2..], &task];
+        let all = Tensor::from_slice(&pieces.concat()).to_device(self.device);
+        let mut start = 0;
+        let [obs, action, reward, next_obs, not_done, noise, next_noise, task] = pieces.map(|piece| {
+            let on_device = all.narrow(0, start, piece.len() as i64);
+            start += piece.len() as i64;
+            on_device
+        });
+        let matrix = |values: Tensor| values.view([rows as i64, -1]);
+        // Task ids are exact in f32 (far fewer than 2^24 tasks).
+        let task = task.to_kind(Kind::Int64);
         Batch {
-            obs: self.network_input(matrix(&host.obs), &task),
-            action: matrix(&host.action),
-            reward: Tensor::from_slice(&host.reward).to_device(device),
-            next_obs: self.network_input(matrix(&host.next_obs), &task),
-            not_done: Tensor::from_slice(&host.not_done).to_device(device),
-            noise,
-            next_noise,
+            obs: self.network_input(matrix(obs), &task),
+            action: matrix(action),
+            reward,
+            next_obs: self.network_input(matrix(next_obs), &task),
+            not_done,
+            noise: matrix(noise),
+            next_noise: matrix(next_noise),
         }
     }
 }
@@ -348,12 +374,12 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{task_gradients, Sharing};
+    use crate::component::{Phases, Sharing};
     use crate::testing::small_sac;
 
     /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone.
     fn assert_task_gradients_match(learner: &ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
-        let batched = task_gradients(&learner.params, &learner.sharing, learner.num_tasks, layout, &mut losses).unwrap();
+        let batched = learner.task_gradients(layout, &mut losses, &mut Phases::default()).unwrap();
         for task in 0..learner.num_tasks as i64 {
             let loss = losses(Weights::new(&learner.params), layout).get(task);
             let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);

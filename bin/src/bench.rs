@@ -8,11 +8,14 @@ use crate::run_files::{seed_dir, Summary};
 use crate::train::{create_run_dir, share_cores, utc_timestamp};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
 use crate::{Interrupted, UsageError};
-use agent::bench::{update_benchmark, UpdateBenchmark};
+use agent::bench::{update_benchmark, Reference, UpdateBenchmark};
 use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
 use solvers::{CombinerConfig, Method};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command as Process, Stdio};
 use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, clap::Subcommand)]
@@ -54,6 +57,14 @@ pub struct UpdateArgs {
     /// Timed updates per method
     #[arg(long, default_value_t = 20)]
     updates: usize,
+    /// libtorch's intra-op threads (also given to the PyTorch script) [default: libtorch's]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also time the same update written in PyTorch (scripts/bench_update_torch.py: ls, fairgrad,
+    /// nash), its rounds interleaved with ours, in the Python of $VIRTUAL_ENV
+    #[arg(long)]
+    compare_torch: bool,
+    /// One JSON object (with the time per phase) instead of tables
     #[arg(long)]
     json: bool,
 }
@@ -121,8 +132,8 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         other => return Err(usage(anyhow!("unknown device `{other}` (expected cpu, cuda or auto)"))),
     };
     device.resolve().map_err(|e| usage(e.into()))?;
-    if args.batch == 0 || args.update_weights_every == 0 || args.updates == 0 {
-        return Err(usage(anyhow!("--batch, --update-weights-every and --updates must be at least 1")));
+    if args.batch == 0 || args.update_weights_every == 0 || args.updates == 0 || args.threads == Some(0) {
+        return Err(usage(anyhow!("--batch, --update-weights-every, --updates and --threads must be at least 1")));
     }
     let bench = UpdateBenchmark {
         methods,
@@ -130,19 +141,89 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         device,
         update_weights_every: args.update_weights_every,
         updates: args.updates,
+        threads: args.threads,
         ..UpdateBenchmark::default()
     };
-    let report = update_benchmark(&bench)?;
+    let mut torch = if args.compare_torch { Some(TorchScript::start(&bench, &args.device)?) } else { None };
+    let report = update_benchmark(&bench, torch.as_mut().map(|t| t as &mut dyn Reference<Error = anyhow::Error>))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    println!("SAC update on MT10 shapes, batch {}, {} device, weights every {} update(s), {} timed updates", report.batch, report.device, report.update_weights_every, report.updates);
-    println!("| method | ms/update | ratio to ls | solver us/update |\n|---|---:|---:|---:|");
+    println!(
+        "SAC update on MT10 shapes, batch {}, {} device, {} libtorch threads, weights every {} update(s), {} timed updates",
+        report.batch, report.device, report.threads, report.update_weights_every, report.updates
+    );
+    println!("| method | ms/update | ratio to ls | PyTorch ms/update | ours / PyTorch | host transfers |\n|---|---:|---:|---:|---:|---:|");
     for (name, timing) in &report.methods {
-        println!("| {name} | {:.2} | {:.2} | {:.0} |", timing.ms_per_update, timing.ratio_to_ls, timing.solver_us);
+        let (torch_ms, ratio) = match (timing.reference_ms_per_update, timing.ratio_to_reference) {
+            (Some(ms), Some(ratio)) => (format!("{ms:.2}"), format!("{ratio:.2}")),
+            _ => ("-".into(), "-".into()),
+        };
+        println!("| {name} | {:.2} | {:.2} | {torch_ms} | {ratio} | {:.0} |", timing.ms_per_update, timing.ratio_to_ls, timing.host_transfers);
+    }
+    println!("\nmean ms per update by phase:\n| method | sample | target | fwd+bwd | task grads | gram | solve | direction | adam | polyak | other |\n|---|{}", "---:|".repeat(10));
+    for (name, timing) in &report.methods {
+        let b = &timing.breakdown;
+        let phases = [b.sample, b.bellman_target, b.forward_backward, b.task_gradients, b.gram, b.solve, b.direction, b.adam, b.polyak, b.other];
+        println!("| {name} | {} |", phases.map(|ms| format!("{ms:.2}")).join(" | "));
     }
     Ok(())
+}
+
+/// `scripts/bench_update_torch.py --serve`: one round of its updates per request.
+struct TorchScript {
+    child: Child,
+    /// Closed on drop, which ends the script's request loop.
+    requests: Option<ChildStdin>,
+    replies: BufReader<ChildStdout>,
+}
+
+impl TorchScript {
+    const SCRIPT: &'static str = include_str!("../../scripts/bench_update_torch.py");
+    const METHODS: [Method; 3] = [Method::Ls, Method::FairGrad, Method::Nash];
+
+    fn start(bench: &UpdateBenchmark, device: &str) -> anyhow::Result<Self> {
+        let mut methods = vec![Method::Ls.to_string()];
+        methods.extend(bench.methods.iter().map(|m| m.method).filter(|m| *m != Method::Ls && Self::METHODS.contains(m)).map(|m| m.to_string()));
+        let python = std::env::var_os("VIRTUAL_ENV").map_or_else(|| PathBuf::from("python3"), |venv| PathBuf::from(venv).join("bin/python"));
+        let threads = bench.threads.unwrap_or(tch::get_num_threads() as usize);
+        let mut child = Process::new(&python)
+            .args(["-c", Self::SCRIPT, "--serve", "--methods", &methods.join(","), "--device", if device == "cpu" { "cpu" } else { "cuda" }])
+            .args(["--batch", &bench.batch_size.to_string(), "--tasks", &bench.num_tasks.to_string()])
+            .args(["--obs", &bench.obs_dim.to_string(), "--action", &bench.action_dim.to_string(), "--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting the PyTorch script with {}", python.display()))?;
+        let requests = child.stdin.take().context("the PyTorch script's stdin")?;
+        let mut replies = BufReader::new(child.stdout.take().context("the PyTorch script's stdout")?);
+        let mut ready = String::new();
+        replies.read_line(&mut ready)?;
+        if ready.trim() != "ready" {
+            return Err(anyhow!("the PyTorch script did not start (it said {ready:?})"));
+        }
+        Ok(Self { child, requests: Some(requests), replies })
+    }
+}
+
+impl Reference for TorchScript {
+    type Error = anyhow::Error;
+
+    fn round(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        writeln!(self.requests.as_mut().context("the PyTorch script has been stopped")?, "round")?;
+        let mut reply = String::new();
+        self.replies.read_line(&mut reply)?;
+        let times: BTreeMap<String, f64> = serde_json::from_str(&reply).with_context(|| format!("the PyTorch script's reply {reply:?}"))?;
+        Ok(times.into_iter().collect())
+    }
+}
+
+impl Drop for TorchScript {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        let _ = self.child.wait();
+    }
 }
 
 fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
