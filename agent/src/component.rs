@@ -3,9 +3,10 @@
 //!
 //! On a step that recomputes the weights, all `K` task gradients come from ONE backward pass of
 //! `sum_k L_k`, see [`ComponentLearner::task_gradients`]. They are written as the rows of one
-//! `[K, P]` matrix over the shared parameters, so that the Gram matrix `J J^T` is one matrix
-//! product on the device and `d = w^T J` another; only the `K x K` Gram entries (with the losses)
-//! reach the host. On the other steps (loss-only methods, or in between weight refreshes) the
+//! `[K, P]` matrix `J` over the shared parameters, kept between steps (a fresh one per step cost
+//! as much again in page faults on the CPU); the Gram matrix `J J^T` accumulates layer by layer
+//! while each layer's block is still in cache, and `d = w^T J` is one product. Only the `K x K`
+//! Gram entries (with the losses) reach the host. On the other steps (loss-only methods, or in between weight refreshes) the
 //! last weights are fixed loss weights and one plain backward of `sum_k w_k L_k` gives the same
 //! kind of direction at the cost of an ordinary update.
 //!
@@ -53,9 +54,10 @@ pub struct ComponentReport {
 pub struct Phases {
     /// The forward pass of the task losses and the backward pass.
     pub forward_backward_ms: f64,
-    /// Task gradients of the shared layers from the backward pass's per-sample factors.
+    /// Task gradients of the shared layers from the backward pass's per-sample factors, and
+    /// their Gram matrix, accumulated layer by layer.
     pub task_gradients_ms: f64,
-    /// The Gram matrix (with the losses) up to the host.
+    /// The Gram matrix and the losses to the host.
     pub gram_ms: f64,
     /// `d = sum_k w_k g_k`.
     pub direction_ms: f64,
@@ -108,12 +110,13 @@ fn lap(since: &mut Instant) -> f64 {
 }
 
 /// The per-task losses (`[K]`) and the task gradients: `shared` (`[K, P_shared]`) holds task
-/// `k`'s gradient over the shared parameters in row `k`, in the flat buffer's order; `grads[i]`
-/// is parameter `i`'s gradients stacked along a leading task dimension (`[K, ...]`, a view into
-/// `shared` for a shared parameter).
+/// `k`'s gradient over the shared parameters in row `k`, in the flat buffer's order, and `gram`
+/// is `shared shared^T`; `grads[i]` is parameter `i`'s gradients stacked along a leading task
+/// dimension (`[K, ...]`, a view into `shared` for a shared parameter).
 pub(crate) struct TaskGradients {
     pub losses: Tensor,
     pub shared: Tensor,
+    pub gram: Tensor,
     pub grads: Vec<Tensor>,
 }
 
@@ -153,6 +156,8 @@ pub(crate) struct ComponentLearner {
     /// Where each parameter starts in `flat`.
     offsets: Vec<i64>,
     shared_numel: i64,
+    /// The `[K, P_shared]` task gradients of the last refresh, reused as their storage.
+    task_gradient_storage: Option<Tensor>,
     pub sharing: Vec<Sharing>,
     pub num_tasks: usize,
     pub adam: Adam,
@@ -218,6 +223,7 @@ impl ComponentLearner {
             flat,
             offsets,
             shared_numel,
+            task_gradient_storage: None,
             sharing,
             num_tasks,
             adam,
@@ -301,7 +307,7 @@ impl ComponentLearner {
     /// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
     ///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
     pub(crate) fn task_gradients(
-        &self,
+        &mut self,
         layout: &Layout,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         phases: &mut Phases,
@@ -326,7 +332,13 @@ impl ComponentLearner {
         let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
         phases.forward_backward_ms = lap(&mut since);
 
-        let shared = Tensor::empty([k, self.shared_numel], (Kind::Float, self.flat.device()));
+        let (device, shared_numel) = (self.flat.device(), self.shared_numel);
+        let shared = self.task_gradient_storage.get_or_insert_with(|| Tensor::empty([k, shared_numel], (Kind::Float, device))).shallow_clone();
+        let mut gram = Tensor::zeros([k, k], (Kind::Float, device));
+        let mut add_to_gram = |first: usize, numel: i64| {
+            let block = shared.narrow(1, self.offsets[first], numel);
+            let _ = gram.addmm_(&block, &block.tr());
+        };
         let shared_view = |i: usize| {
             let mut shape = vec![k];
             shape.extend(self.params[i].size());
@@ -339,11 +351,12 @@ impl ComponentLearner {
                 _ => {
                     let mut view = shared_view(i);
                     view.copy_(&grad);
+                    add_to_gram(i, self.params[i].numel() as i64);
                     view
                 }
             });
         }
-        for (tap, delta) in taps.iter().zip(backward) {
+        for (use_, (tap, delta)) in taps.iter().zip(backward).enumerate() {
             let (weight, bias) = (tap.weight_index, tap.weight_index + 1);
             // A layer used more than once accumulates, as in any backward pass.
             let accumulate = grads[weight].is_some();
@@ -352,10 +365,14 @@ impl ComponentLearner {
             }
             let view = |i: usize| grads[i].as_ref().expect("just set");
             layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
+            if taps[use_ + 1..].iter().all(|later| later.weight_index != weight) {
+                // Weight and bias are neighbours in the buffer.
+                add_to_gram(weight, (self.params[weight].numel() + self.params[bias].numel()) as i64);
+            }
         }
         let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
         phases.task_gradients_ms = lap(&mut since);
-        Ok(TaskGradients { losses: losses.detach(), shared, grads })
+        Ok(TaskGradients { losses: losses.detach(), shared, gram, grads })
     }
 
     /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`
@@ -368,7 +385,7 @@ impl ComponentLearner {
         report: &mut ComponentReport,
     ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
         let k = self.num_tasks;
-        let TaskGradients { losses, shared, grads } = self.task_gradients(layout, task_losses, &mut report.phases)?;
+        let TaskGradients { losses, shared, gram, grads } = self.task_gradients(layout, task_losses, &mut report.phases)?;
         let mut since = Instant::now();
         let per_task: Vec<&Tensor> = grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(g, _)| g).collect();
         // Parameters with a block per task do not enter the Gram matrix (their tasks cannot
@@ -376,7 +393,7 @@ impl ComponentLearner {
         let per_task_squares = per_task.iter().fold(Tensor::zeros([k as i64], (Kind::Float, shared.device())), |sum, g| {
             sum + g.reshape([k as i64, -1]).square().sum_dim_intlist(1, false, Kind::Float)
         });
-        let host = report.to_host(&Tensor::cat(&[losses, shared.matmul(&shared.tr()).reshape([-1]), per_task_squares], 0))?;
+        let host = report.to_host(&Tensor::cat(&[losses, gram.reshape([-1]), per_task_squares], 0))?;
         report.phases.gram_ms = lap(&mut since);
         if !report.record_task_losses(&host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));

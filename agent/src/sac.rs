@@ -377,9 +377,11 @@ mod tests {
     use crate::component::{Phases, Sharing};
     use crate::testing::small_sac;
 
-    /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone.
-    fn assert_task_gradients_match(learner: &ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
+    /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone, and so
+    /// does the Gram matrix of the shared parameters' gradients.
+    fn assert_task_gradients_match(learner: &mut ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
         let batched = learner.task_gradients(layout, &mut losses, &mut Phases::default()).unwrap();
+        let mut shared_rows = Vec::new();
         for task in 0..learner.num_tasks as i64 {
             let loss = losses(Weights::new(&learner.params), layout).get(task);
             let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);
@@ -391,7 +393,14 @@ mod tests {
                 let scale = expected.abs().max().double_value(&[]).max(1.0);
                 assert!(error <= 1e-5 * scale, "{} parameter {i}, task {task}: off by {error} (scale {scale})", learner.component);
             }
+            let shared = separate.iter().zip(&learner.sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(g, _)| g.reshape([-1]));
+            shared_rows.push(Tensor::cat(&shared.chain([Tensor::zeros([0], (Kind::Float, separate[0].device()))]).collect::<Vec<_>>(), 0).to_kind(Kind::Double));
         }
+        let rows = Tensor::stack(&shared_rows, 0);
+        let expected_gram = rows.matmul(&rows.tr());
+        let error = (batched.gram.to_kind(Kind::Double) - &expected_gram).abs().max().double_value(&[]);
+        let scale = expected_gram.abs().max().double_value(&[]).max(1.0);
+        assert!(error <= 1e-5 * scale, "{}: Gram matrix off by {error} (scale {scale})", learner.component);
     }
 
     #[test]
@@ -411,14 +420,14 @@ mod tests {
             let target_q = Tensor::randn([host.task.len() as i64], (Kind::Float, sac.device));
             let critic_params = sac.critic_learner.detached();
             let (actor, critic) = (&sac.actor, &sac.critic);
-            assert_task_gradients_match(&sac.critic_learner, &layout, |weights, layout| {
+            assert_task_gradients_match(&mut sac.critic_learner, &layout, |weights, layout| {
                 critic_task_losses(critic, weights, layout, &batch, &target_q)
             });
-            assert_task_gradients_match(&sac.actor_learner, &layout, |weights, layout| {
+            assert_task_gradients_match(&mut sac.actor_learner, &layout, |weights, layout| {
                 actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha).0
             });
             let entropy_gap = Tensor::randn([k as i64], (Kind::Float, sac.device));
-            assert_task_gradients_match(&sac.alpha_learner, &layout, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap);
+            assert_task_gradients_match(&mut sac.alpha_learner, &layout, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap);
         }
     }
 }
