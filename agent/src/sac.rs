@@ -460,6 +460,23 @@ mod safety_tests {
     }
 
     #[test]
+    fn an_update_copies_between_host_and_device_only_the_batch_losses_gram_weights_and_temperature() {
+        for (method, per_component) in [(Method::Ls, 1), (Method::FairGrad, 2)] {
+            let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, |config| SacConfig { combine: CombineConfig::new(method), ..config });
+            for _ in 0..2 {
+                let report = sac.update().unwrap();
+                // ls: the losses with |d|^2; fairgrad: the losses with the Gram matrix, then the weights (when they changed).
+                for component in [&report.critic, &report.actor, &report.alpha] {
+                    assert!((1..=per_component).contains(&component.host_transfers), "{method} {}: {}", component.component, component.host_transfers);
+                }
+                // The batch, its layout, and the temperatures after the update.
+                let components = report.critic.host_transfers + report.actor.host_transfers + report.alpha.host_transfers;
+                assert_eq!(report.host_transfers, 3 + components);
+            }
+        }
+    }
+
+    #[test]
     fn non_finite_losses_skip_the_step_and_persistent_ones_stop_the_run() {
         let strict = |config: SacConfig| SacConfig { max_consecutive_skips: 3, ..config };
         let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 5, strict);
