@@ -135,6 +135,22 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The steps at which mtrl (the papers' MT10 code) evaluates: multiples of both the
+    /// evaluation interval and the episode length (30,000 under the `mtrl` preset).
+    pub fn mtrl_eval_cadence(&self) -> u64 {
+        let episode = match &self.env {
+            EnvConfig::Toy(toy) => toy.max_episode_steps,
+            EnvConfig::MetaWorld(mw) => mw.max_episode_steps,
+        } as u64;
+        let gcd = |mut a: u64, mut b: u64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        self.run.eval_every / gcd(self.run.eval_every, episode) * episode
+    }
+
     /// A short label for file names and tables: the method and its non-default settings.
     pub fn method_label(&self) -> String {
         let combiner = toml::Table::try_from(&self.agent.combine.combiner).expect("a combiner config is a TOML table");
