@@ -95,6 +95,13 @@ fn per_seed(group: &Group, value: impl Fn(&SeedResult) -> f64) -> Vec<f64> {
     group.seeds.iter().map(value).collect()
 }
 
+/// Mean and s.e.m. over seeds of the best success, the best at the mtrl cadence and the final
+/// success.
+fn headline(group: &Group) -> [(f64, f64); 3] {
+    [per_seed(group, |s| s.best().mean_success()), per_seed(group, SeedResult::best_at_mtrl_cadence), per_seed(group, |s| s.last().mean_success())]
+        .map(|values| (mean(&values), sem(&values)))
+}
+
 /// Each task's success at each seed's best evaluation, averaged over seeds.
 fn task_success(group: &Group) -> Vec<f64> {
     (0..group.tasks.len()).map(|task| mean(&per_seed(group, |s| s.best().success[task]))).collect()
@@ -105,22 +112,20 @@ fn markdown(groups: &[Group]) -> String {
         "| method | seeds | steps | best success | best success (mtrl cadence) | final success |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for group in groups {
-        let best = per_seed(group, |s| s.best().mean_success());
-        let best_mtrl = per_seed(group, SeedResult::best_at_mtrl_cadence);
-        let last = per_seed(group, |s| s.last().mean_success());
+        let [best, best_mtrl, last] = headline(group);
         let steps = group.seeds.iter().map(|s| s.last().step).min().unwrap_or(0);
         let cadences: Vec<String> = distinct(group.seeds.iter().map(|s| s.mtrl_cadence.to_string()));
         text.push_str(&format!(
             "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} (every {}) | {:.3} +- {:.3} |\n",
             group.label,
             group.seeds.len(),
-            mean(&best),
-            sem(&best),
-            mean(&best_mtrl),
-            sem(&best_mtrl),
+            best.0,
+            best.1,
+            best_mtrl.0,
+            best_mtrl.1,
             cadences.join("/"),
-            mean(&last),
-            sem(&last)
+            last.0,
+            last.1
         ));
     }
     text.push_str(
@@ -156,20 +161,8 @@ fn csv(groups: &[Group]) -> String {
     tasks.iter().for_each(|t| text.push_str(&format!(",success:{t}")));
     text.push('\n');
     for group in groups {
-        let best = per_seed(group, |s| s.best().mean_success());
-        let best_mtrl = per_seed(group, SeedResult::best_at_mtrl_cadence);
-        let last = per_seed(group, |s| s.last().mean_success());
-        text.push_str(&format!(
-            "\"{}\",{},{},{},{},{},{},{}",
-            group.label,
-            group.seeds.len(),
-            mean(&best),
-            sem(&best),
-            mean(&best_mtrl),
-            sem(&best_mtrl),
-            mean(&last),
-            sem(&last)
-        ));
+        let headline: Vec<String> = headline(group).iter().map(|(mean, sem)| format!("{mean},{sem}")).collect();
+        text.push_str(&format!("\"{}\",{},{}", group.label, group.seeds.len(), headline.join(",")));
         let per_task = task_success(group);
         for task in &tasks {
             match group.tasks.iter().position(|t| t == *task) {
