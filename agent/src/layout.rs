@@ -11,17 +11,23 @@ pub(crate) enum Layout {
         task: Tensor,
         /// `1 / n_k` for a row of task `k`, so that a weighted sum per task is its mean.
         row_weight: Tensor,
+        /// `[K]`: [`Layout::sample_shares`] on the device.
+        shares: Tensor,
         num_tasks: i64,
     },
     /// `[K, n, ...]`: row `k` holds task `k`'s `n_k` samples, padded to `n = max n_k` with
     /// copies of a real row that carry weight 0.
     TaskMajor {
+        /// Rows per task.
+        counts: Vec<i64>,
         /// For each of the `K * n` slots, the flat row it holds.
         gather: Tensor,
         /// For each flat row, its slot: undoes `gather`.
         slot: Tensor,
         /// `[K, n]`: `1 / n_k` on real samples, 0 on padding.
         slot_weight: Tensor,
+        /// `[K]`: [`Layout::sample_shares`] on the device.
+        shares: Tensor,
         num_tasks: i64,
         per_task: i64,
     },
@@ -32,8 +38,10 @@ impl Layout {
     pub fn flat(counts: &[usize], device: Device) -> Self {
         let task = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as f32, n)).collect();
         let row_weight = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
-        let [task, row_weight] = uploaded([(task, false), (row_weight, true)], device);
-        Layout::Flat { counts: counts.iter().map(|&n| n as i64).collect(), task, row_weight, num_tasks: counts.len() as i64 }
+        let counts: Vec<i64> = counts.iter().map(|&n| n as i64).collect();
+        let shares = shares_of(&counts).into_iter().map(|s| s as f32).collect();
+        let [task, row_weight, shares] = uploaded([(task, false), (row_weight, true), (shares, true)], device);
+        Layout::Flat { num_tasks: counts.len() as i64, counts, task, row_weight, shares }
     }
 
     pub fn task_major(counts: &[usize], device: Device) -> Self {
@@ -51,14 +59,30 @@ impl Layout {
             slot.extend((0..n).map(|j| (k * per_task + j) as f32));
             first_row += n;
         }
-        let [gather, slot, slot_weight] = uploaded([(gather, false), (slot, false), (slot_weight, true)], device);
+        let counts: Vec<i64> = counts.iter().map(|&n| n as i64).collect();
+        let shares = shares_of(&counts).into_iter().map(|s| s as f32).collect();
+        let [gather, slot, slot_weight, shares] = uploaded([(gather, false), (slot, false), (slot_weight, true), (shares, true)], device);
         Layout::TaskMajor {
+            num_tasks: counts.len() as i64,
+            slot_weight: slot_weight.view([counts.len() as i64, per_task as i64]),
+            counts,
             gather,
             slot,
-            slot_weight: slot_weight.view([counts.len() as i64, per_task as i64]),
-            num_tasks: counts.len() as i64,
+            shares,
             per_task: per_task as i64,
         }
+    }
+
+    /// Each task's share of the batch's samples, `n_k / B`.
+    pub fn sample_shares(&self) -> Vec<f64> {
+        let (Layout::Flat { counts, .. } | Layout::TaskMajor { counts, .. }) = self;
+        shares_of(counts)
+    }
+
+    /// [`Layout::sample_shares`] on the device (`[K]`), uploaded with the layout.
+    pub fn sample_shares_on_device(&self) -> Tensor {
+        let (Layout::Flat { shares, .. } | Layout::TaskMajor { shares, .. }) = self;
+        shares.shallow_clone()
     }
 
     /// Arranges a flat tensor (`[B, ...]`, rows sorted by task) in this layout.
@@ -125,6 +149,11 @@ impl Layout {
             }
         }
     }
+}
+
+fn shares_of(counts: &[i64]) -> Vec<f64> {
+    let total = counts.iter().sum::<i64>() as f64;
+    counts.iter().map(|&n| n as f64 / total).collect()
 }
 
 /// Host vectors on the device in one copy (one synchronisation on CUDA): each as floats, or as

@@ -3,7 +3,7 @@
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
-use crate::config::{Architecture, Component, SacConfig, Temperature};
+use crate::config::{Architecture, Component, LsReduction, SacConfig, Temperature};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
@@ -108,10 +108,11 @@ impl Sac {
         let learner = |component: Component, params: Vec<Param>, lr: f64| -> Result<ComponentLearner, AgentError> {
             // Tasks that share no parameters have no gradient conflict to resolve.
             let combiner_config = if config.combine.applies_to(component) && ComponentLearner::has_shared_params(&params) {
-                config.combine.combiner.clone()
+                config.combine.effective_combiner()
             } else {
                 CombinerConfig::new(Method::Ls)
             };
+            let batch_mean = combiner_config.method == Method::Ls && config.combine.ls_reduction == LsReduction::BatchMean;
             let combiner = combiner_config.build(k).map_err(|source| AgentError::Solver { component, source })?;
             let settings = LearnerSettings {
                 lr,
@@ -121,6 +122,7 @@ impl Sac {
                 max_grad_norm: config.max_grad_norm,
                 update_weights_every: config.combine.update_weights_every,
                 max_consecutive_skips: config.max_consecutive_skips,
+                batch_mean,
             };
             Ok(ComponentLearner::new(component, params, k, combiner, &settings))
         };
@@ -180,6 +182,11 @@ impl Sac {
     /// Updates not applied because of a non-finite loss or gradient, per component.
     pub fn skipped_updates(&self) -> [(Component, u64); 3] {
         self.learners().map(|l| (l.component, l.skipped_updates))
+    }
+
+    /// Weight solves per component that fell back (their last good weights were applied).
+    pub fn fallbacks(&self) -> [(Component, u64); 3] {
+        self.learners().map(|l| (l.component, l.fallbacks))
     }
 
     pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
@@ -435,7 +442,7 @@ mod tests {
 #[cfg(test)]
 mod safety_tests {
     use crate::testing::small_sac;
-    use crate::{AgentError, Architecture, CombineConfig, Component, SacConfig, SkipReason, Temperature};
+    use crate::{AgentError, Architecture, CombineConfig, Component, LsReduction, SacConfig, SkipReason, Temperature};
     use envs::VecStep;
     use solvers::Method;
 
@@ -461,19 +468,37 @@ mod safety_tests {
 
     #[test]
     fn an_update_copies_between_host_and_device_only_the_batch_losses_gram_weights_and_temperature() {
-        for (method, per_component) in [(Method::Ls, 1), (Method::FairGrad, 2)] {
-            let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, |config| SacConfig { combine: CombineConfig::new(method), ..config });
+        // ls with task means, ls with the batch mean (the mtrl preset), fairgrad.
+        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2)] {
+            let config = |config: SacConfig| match combine {
+                Some(method) => SacConfig { combine: CombineConfig::new(method), ..config },
+                None => config,
+            };
+            let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, config);
             for _ in 0..2 {
                 let report = sac.update().unwrap();
                 // ls: the losses with |d|^2; fairgrad: the losses with the Gram matrix, then the weights (when they changed).
                 for component in [&report.critic, &report.actor, &report.alpha] {
-                    assert!((1..=per_component).contains(&component.host_transfers), "{method} {}: {}", component.component, component.host_transfers);
+                    assert!((1..=per_component).contains(&component.host_transfers), "{combine:?} {}: {}", component.component, component.host_transfers);
                 }
                 // The batch, its layout, and the temperatures after the update.
                 let components = report.critic.host_transfers + report.actor.host_transfers + report.alpha.host_transfers;
                 assert_eq!(report.host_transfers, 3 + components);
             }
         }
+    }
+
+    #[test]
+    fn ls_batch_mean_weights_each_task_by_its_share_of_the_batch() {
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, |config| config);
+        assert_eq!(sac.config().combine.ls_reduction, LsReduction::BatchMean, "the mtrl protocol");
+        let weights = sac.update().unwrap().critic.weights;
+        let counts: Vec<f64> = weights.iter().map(|w| w * 45.0).collect();
+        assert!(counts.iter().all(|n| (n - n.round()).abs() < 1e-9), "n_k / B with B = 45: {weights:?}");
+        assert!(counts.iter().any(|n| (n - 15.0).abs() > 0.5), "uneven task counts: {counts:?}");
+        let task_means = |config: SacConfig| SacConfig { combine: CombineConfig::new(Method::Ls), ..config };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, task_means);
+        assert_eq!(sac.update().unwrap().critic.weights, vec![1.0 / 3.0; 3]);
     }
 
     #[test]
