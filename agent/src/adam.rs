@@ -60,8 +60,39 @@ impl Adam {
         let bias_correction2_sqrt = (1.0 - self.beta2.powf(step)).sqrt();
         let _ = self.exp_avg.flat.lerp_(grad, 1.0 - self.beta1);
         let _ = self.exp_avg_sq.flat.lerp_(&grad.square(), 1.0 - self.beta2);
+        // param -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), as m / denom with the factors in denom.
+        let scale = -bias_correction1 / self.lr;
         let mut denom = self.exp_avg_sq.flat.sqrt();
-        let _ = denom.g_mul_scalar_(1.0 / bias_correction2_sqrt).g_add_scalar_(self.eps).g_mul_scalar_(-bias_correction1 / self.lr);
+        let _ = denom.g_mul_scalar_(scale / bias_correction2_sqrt).g_add_scalar_(scale * self.eps);
         let _ = param.addcdiv_(&self.exp_avg.flat, &denom);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_torch_adam() {
+        let (lr, beta1, beta2, eps) = (0.01, 0.9, 0.999, 1e-8);
+        let start = [0.5f32, -1.0, 2.0];
+        let grads = [[0.1f32, -0.3, 2.0], [-0.2, 0.5, 1.0]];
+        let mut param = Tensor::from_slice(&start);
+        let mut adam = Adam::new(&[param.shallow_clone()], &[0], lr, beta1, beta2, eps);
+        for grad in &grads {
+            adam.step(&mut param, &Tensor::from_slice(grad));
+        }
+        let got = Vec::<f64>::try_from(&param).unwrap();
+        for (i, &got) in got.iter().enumerate() {
+            let (mut value, mut m, mut v) = (start[i] as f64, 0.0, 0.0);
+            for (t, grad) in grads.iter().enumerate() {
+                let g = grad[i] as f64;
+                m = beta1 * m + (1.0 - beta1) * g;
+                v = beta2 * v + (1.0 - beta2) * g * g;
+                let step = (t + 1) as i32;
+                value -= lr / (1.0 - beta1.powi(step)) * m / ((v / (1.0 - beta2.powi(step))).sqrt() + eps);
+            }
+            assert!((got - value).abs() < 1e-6, "element {i}: {got} vs {value}");
+        }
     }
 }

@@ -429,13 +429,22 @@ impl ComponentLearner {
                 (weights.unsqueeze(0).matmul(&shared).reshape([-1]), quadratic)
             }
         };
-        let per_task_directions = grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(grad, _)| {
-            // Block k only carries task k's gradient: d's block k is w_k g_k.
-            let mut shape = vec![k as i64];
-            shape.resize(grad.dim(), 1);
-            (grad * weights.view(shape.as_slice())).reshape([-1])
-        });
-        let direction = Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0);
+        let per_task_directions: Vec<Tensor> = grads
+            .iter()
+            .zip(&self.sharing)
+            .filter(|(_, &s)| s == Sharing::PerTask)
+            .map(|(grad, _)| {
+                // Block k only carries task k's gradient: d's block k is w_k g_k.
+                let mut shape = vec![k as i64];
+                shape.resize(grad.dim(), 1);
+                (grad * weights.view(shape.as_slice())).reshape([-1])
+            })
+            .collect();
+        let direction = if per_task_directions.is_empty() {
+            shared_direction
+        } else {
+            Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0)
+        };
         report.phases.direction_ms = lap(&mut since);
         // Rounding can take a vanishing quadratic form below zero.
         Ok(Ok((direction, (shared_squared_norm + per_task_part).max(0.0))))
