@@ -83,13 +83,13 @@ impl ComponentReport {
     }
 
     /// Copies `values` to the host.
-    fn to_host(&mut self, values: &Tensor) -> Result<Vec<f64>, AgentError> {
+    fn download(&mut self, values: &Tensor) -> Result<Vec<f64>, AgentError> {
         self.host_transfers += 1;
         Ok(Vec::<f64>::try_from(&values.detach())?)
     }
 
     /// Copies `values` to the device of `like`.
-    fn to_device(&mut self, values: &[f64], like: &Tensor) -> Tensor {
+    fn upload(&mut self, values: &[f64], like: &Tensor) -> Tensor {
         self.host_transfers += 1;
         Tensor::from_slice(values).to_kind(Kind::Float).to_device(like.device())
     }
@@ -401,7 +401,7 @@ impl ComponentLearner {
         let per_task_squares = per_task.iter().fold(Tensor::zeros([k as i64], (Kind::Float, shared.device())), |sum, g| {
             sum + g.reshape([k as i64, -1]).square().sum_dim_intlist(1, false, Kind::Float)
         });
-        let host = report.to_host(&Tensor::cat(&[losses, gram.reshape([-1]), per_task_squares], 0))?;
+        let host = report.download(&Tensor::cat(&[losses, gram.reshape([-1]), per_task_squares], 0))?;
         report.phases.gram_ms = lap(&mut since);
         if !report.record_task_losses(&host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));
@@ -423,7 +423,7 @@ impl ComponentLearner {
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
         let (shared_direction, shared_squared_norm) = match own_direction {
             // A method that builds d itself (GradDrop), over the shared coordinates in order.
-            Some(own) => (report.to_device(&own, &shared), own.iter().map(|x| x * x).sum::<f64>()),
+            Some(own) => (report.upload(&own, &shared), own.iter().map(|x| x * x).sum::<f64>()),
             None => {
                 let quadratic = (0..k).map(|i| (0..k).map(|j| self.weights[i] * gram.matrix()[(i, j)] * self.weights[j]).sum::<f64>()).sum::<f64>();
                 (weights.unsqueeze(0).matmul(&shared).reshape([-1]), quadratic)
@@ -467,7 +467,7 @@ impl ComponentLearner {
         let solves = !needs.per_task_gradients();
         let losses_first = solves && needs.losses;
         if losses_first {
-            let host = report.to_host(&losses)?;
+            let host = report.download(&losses)?;
             if !report.record_task_losses(&host, k) {
                 return Ok(Err(SkipReason::NonFiniteLoss));
             }
@@ -488,9 +488,9 @@ impl ComponentLearner {
         let squared_norm = direction.dot(&direction).reshape([1]);
         report.phases.forward_backward_ms = lap(&mut since);
         let squared_norm = if losses_first {
-            report.to_host(&squared_norm)?[0]
+            report.download(&squared_norm)?[0]
         } else {
-            let host = report.to_host(&Tensor::cat(&[losses.detach(), squared_norm], 0))?;
+            let host = report.download(&Tensor::cat(&[losses.detach(), squared_norm], 0))?;
             if !report.record_task_losses(&host, k) {
                 return Ok(Err(SkipReason::NonFiniteLoss));
             }
@@ -509,7 +509,7 @@ impl ComponentLearner {
     /// The current weights on the device, uploaded only when they changed.
     fn weights_on_device(&mut self, report: &mut ComponentReport) -> Tensor {
         if self.uploaded_weights.0 != self.weights {
-            self.uploaded_weights = (self.weights.clone(), report.to_device(&self.weights, &self.flat));
+            self.uploaded_weights = (self.weights.clone(), report.upload(&self.weights, &self.flat));
         }
         self.uploaded_weights.1.shallow_clone()
     }
@@ -547,7 +547,7 @@ impl ComponentLearner {
         report: &mut ComponentReport,
     ) -> Result<(), AgentError> {
         let losses = tch::no_grad(|| task_losses(Weights::new(&self.params), layout));
-        let losses = report.to_host(&losses)?;
+        let losses = report.download(&losses)?;
         // A non-finite re-evaluation is caught by the next step's loss check.
         if losses.iter().all(|l| l.is_finite()) {
             self.combiner.after_step(&losses).map_err(|source| self.solver_error(source))?;
@@ -575,7 +575,7 @@ impl ComponentLearner {
     /// The full Jacobian over the shared parameters, for methods that need it (GradDrop).
     fn jacobian(&self, shared: &Tensor, report: &mut ComponentReport) -> Result<Jacobian, AgentError> {
         let p = shared.size()[1] as usize;
-        let data = report.to_host(&shared.reshape([-1]))?;
+        let data = report.download(&shared.reshape([-1]))?;
         Jacobian::new(self.num_tasks, p, data).map_err(|source| self.solver_error(source))
     }
 
