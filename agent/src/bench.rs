@@ -107,17 +107,29 @@ impl Breakdown {
             polyak: report.polyak_ms,
             other: 0.0,
         };
-        let other = report.ms - parts.fields().iter().sum::<f64>();
+        let other = report.ms - parts.named().iter().map(|(_, ms)| ms).sum::<f64>();
         *self = self.zip_with(&Breakdown { other, ..parts }, |a, b| a + b);
     }
 
-    fn fields(&self) -> [f64; 10] {
-        [self.sample, self.bellman_target, self.forward_backward, self.task_gradients, self.gram, self.solve, self.direction, self.adam, self.polyak, self.other]
+    /// The phases in the order of an update, with short names for tables.
+    pub fn named(&self) -> [(&'static str, f64); 10] {
+        [
+            ("sample", self.sample),
+            ("target", self.bellman_target),
+            ("fwd+bwd", self.forward_backward),
+            ("task grads", self.task_gradients),
+            ("gram", self.gram),
+            ("solve", self.solve),
+            ("direction", self.direction),
+            ("adam", self.adam),
+            ("polyak", self.polyak),
+            ("other", self.other),
+        ]
     }
 
     fn zip_with(&self, other: &Breakdown, f: impl Fn(f64, f64) -> f64) -> Breakdown {
-        let (a, b) = (self.fields(), other.fields());
-        let v: [f64; 10] = std::array::from_fn(|i| f(a[i], b[i]));
+        let (a, b) = (self.named(), other.named());
+        let v: [f64; 10] = std::array::from_fn(|i| f(a[i].1, b[i].1));
         Breakdown {
             sample: v[0],
             bellman_target: v[1],

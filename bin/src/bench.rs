@@ -162,11 +162,10 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         };
         println!("| {name} | {:.2} | {:.2} | {torch_ms} | {ratio} | {:.0} |", timing.ms_per_update, timing.ratio_to_ls, timing.host_transfers);
     }
-    println!("\nmean ms per update by phase:\n| method | sample | target | fwd+bwd | task grads | gram | solve | direction | adam | polyak | other |\n|---|{}", "---:|".repeat(10));
+    let phases = agent::bench::Breakdown::default().named().map(|(phase, _)| phase);
+    println!("\nmean ms per update by phase:\n| method | {} |\n|---|{}", phases.join(" | "), "---:|".repeat(phases.len()));
     for (name, timing) in &report.methods {
-        let b = &timing.breakdown;
-        let phases = [b.sample, b.bellman_target, b.forward_backward, b.task_gradients, b.gram, b.solve, b.direction, b.adam, b.polyak, b.other];
-        println!("| {name} | {} |", phases.map(|ms| format!("{ms:.2}")).join(" | "));
+        println!("| {name} | {} |", timing.breakdown.named().map(|(_, ms)| format!("{ms:.2}")).join(" | "));
     }
     Ok(())
 }
