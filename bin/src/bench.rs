@@ -34,6 +34,13 @@ pub struct EnvArgs {
     /// sync | async
     #[arg(long, default_value = "sync")]
     strategy: String,
+    /// Step this many seeds' envs at once, one process each (as training does), against one
+    /// seed alone
+    #[arg(long, value_name = "N")]
+    seeds: Option<usize>,
+    /// One seed's process of `--seeds` (this seed)
+    #[arg(long, hide = true, value_name = "SEED", conflicts_with = "seeds")]
+    seed_process: Option<u64>,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -86,6 +93,29 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 #[cfg(feature = "metaworld")]
 fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
     let strategy = args.strategy.parse().map_err(|e: envs::EnvError| UsageError(e.into()))?;
+    if args.steps == 0 || args.seeds == Some(0) {
+        return Err(UsageError(anyhow!("--steps and --seeds must be at least 1")).into());
+    }
+    if let Some(seed) = args.seed_process {
+        return crate::env_scaling::seed_process(seed, args.steps, strategy);
+    }
+    if let Some(seeds) = args.seeds {
+        let scaling = crate::env_scaling::measure(seeds, args.steps, strategy)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&scaling)?);
+        } else {
+            println!(
+                "MT10 ({} strategy, {} vector steps per seed), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
+                strategy.as_str(),
+                scaling.steps,
+                scaling.total_steps_per_s,
+                scaling.single_steps_per_s,
+                scaling.total_steps_per_s / scaling.single_steps_per_s,
+                scaling.cores
+            );
+        }
+        return Ok(());
+    }
     let bench = envs::metaworld::bench_env(args.steps, strategy)?;
     if args.json {
         println!("{}", serde_json::to_string(&bench)?);

@@ -18,7 +18,7 @@
 mod bench;
 mod python;
 
-pub use bench::{bench_env, EnvBench};
+pub use bench::{bench_env, EnvBench, Stepper};
 pub use python::{ensure_python, SITE_PACKAGES_VAR};
 
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
