@@ -12,8 +12,9 @@
 //! [`MultiTaskEnv::instability_resets`]. With `async` the envs live in other processes whose
 //! MuJoCo state cannot be read cheaply, so only non-finite observations are caught there.
 //!
-//! `async` forks one process per env when the env is built: build it before libtorch (or CUDA)
-//! starts its threads, e.g. by spawning the [`crate::Worker`] before creating the networks.
+//! `async` runs one worker process per env, forked from a fork server that runs the venv's
+//! Python (`bridge.py`), never from this process, whose libtorch (or CUDA) threads a fork would
+//! copy mid-flight.
 
 mod bench;
 mod python;

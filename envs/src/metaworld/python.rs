@@ -61,6 +61,7 @@ fn start() -> Startup {
             ));
         }
         add_site_packages_first(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
+        use_venv_python_for_workers(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
         py.import("metaworld").map_err(|err| {
             (
                 PythonSetupFailure::MetaWorldImport,
@@ -69,6 +70,17 @@ fn start() -> Startup {
         })?;
         Ok(())
     })
+}
+
+/// The `async` strategy's worker processes are started by running a Python (see `bridge.py`):
+/// embedded, `sys.executable` is this binary, so name the venv's.
+fn use_venv_python_for_workers(py: Python<'_>, site_packages: &str) -> PyResult<()> {
+    // <venv>/lib/pythonX.Y/site-packages
+    let python = Path::new(site_packages).ancestors().nth(3).map(|venv| venv.join("bin/python"));
+    match python.filter(|p| p.is_file()) {
+        Some(python) => py.import("multiprocessing")?.call_method1("set_executable", (python,)).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// `site.addsitedir` (which also runs the folder's `.pth` files), with the new entries moved in

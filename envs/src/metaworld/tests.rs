@@ -221,6 +221,29 @@ fn a_worker_builds_steps_and_closes_metaworld_on_its_own_thread() {
     drop(worker);
 }
 
+#[test]
+fn async_workers_come_from_a_fork_server_not_from_this_process() {
+    let config = MetaWorldConfig {
+        vector_strategy: VectorStrategy::Async,
+        ..subset(&["reach", "push"], 5)
+    };
+    let env = MetaWorldEnv::new(&config, 0).unwrap();
+    let parents: Vec<u32> = Python::attach(|py| {
+        py.eval(
+            c"[int(next(l for l in open(f'/proc/{p.pid}/status') if l.startswith('PPid:')).split()[1]) for p in bridge.envs.processes]",
+            None,
+            Some(&locals(py, &env)),
+        )?
+        .extract()
+    })
+    .unwrap();
+    assert_eq!(parents.len(), 2);
+    assert!(
+        !parents.contains(&std::process::id()),
+        "a worker was forked from this process: {parents:?}"
+    );
+}
+
 fn locals<'py>(py: Python<'py>, env: &MetaWorldEnv) -> Bound<'py, PyDict> {
     let locals = PyDict::new(py);
     locals.set_item("bridge", env.bridge.bind(py)).unwrap();
