@@ -85,7 +85,7 @@ fn job_script(run_dir: &Path, exe: &Path, seeds: &[u64], extra_lines: &[String])
     lines.push(format!(
         "exec {} train --resume {} --only-seed \"$SLURM_ARRAY_TASK_ID\" --jobs 1 --quiet",
         shell_quote(exe),
-        shell_quote(&run_dir)
+        shell_quote(run_dir)
     ));
     lines.join("\n") + "\n"
 }

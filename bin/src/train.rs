@@ -81,15 +81,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.slurm {
         return slurm::write_job_array(&dir, &pending, &sbatch_lines, args.submit);
     }
-    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
     let stop = stop_on_ctrl_c()?;
     if args.child {
-        share_cores(jobs);
+        // Here `--jobs` says how many seeds share the machine with this one.
+        share_cores(args.jobs.unwrap_or(1).max(1));
         return match pending.first() {
             Some(&seed) => train_here(&config, &dir, seed, stop, &Progress::for_parent()),
             None => Ok(()),
         };
     }
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
     if !args.quiet {
         eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
     }
@@ -191,9 +192,9 @@ fn format_utc(secs: u64) -> String {
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-/// libtorch's thread pool is shared by all seeds, and each seed's env thread steps while its
-/// learner updates: half the cores go to the envs. (An oversubscribed OpenMP pool spins and can
-/// slow updates down a hundredfold.)
+/// The libtorch threads of one of `jobs` seeds training at once, each in its own process with
+/// an env thread stepping while its learner updates: half the cores go to the envs. (An
+/// oversubscribed OpenMP pool spins and can slow updates down a hundredfold.)
 pub fn share_cores(jobs: usize) {
     tch::set_num_threads((cores() / (2 * jobs)).max(1) as i32);
 }
