@@ -346,6 +346,9 @@ fn untrained_run(out: &Path, extra: &[&str]) {
 fn a_crashed_seed_is_reported_with_its_last_error_line_while_the_others_finish() {
     let out = scratch("crash");
     untrained_run(&out, &["--seeds", "3", "--steps", "200"]);
+    let stranger = run(&["train", "--resume", out.to_str().unwrap(), "--only-seed", "7"]);
+    assert_eq!(stranger.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("seed 7 is not a seed of"));
     let broken = out.join("seed-2/checkpoints/step-100");
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("trainer.json"), "not json").unwrap();
