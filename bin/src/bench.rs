@@ -101,10 +101,8 @@ fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
     }
     if let Some(seeds) = args.seeds {
         let scaling = crate::env_scaling::measure(seeds, args.steps, strategy)?;
-        if args.json {
-            println!("{}", serde_json::to_string(&scaling)?);
-        } else {
-            println!(
+        return print_json_or_text(args.json, &scaling, || {
+            format!(
                 "MT10 ({} strategy, {} vector steps per seed), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
                 strategy.as_str(),
                 scaling.steps,
@@ -112,22 +110,28 @@ fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
                 scaling.single_steps_per_s,
                 scaling.total_steps_per_s / scaling.single_steps_per_s,
                 scaling.cores
-            );
-        }
-        return Ok(());
+            )
+        });
     }
     let bench = envs::metaworld::bench_env(args.steps, strategy)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&bench)?);
-    } else {
-        println!(
+    print_json_or_text(args.json, &bench, || {
+        format!(
             "MT10 ({} strategy, {} vector steps each): bridge {:.0} env steps/s, plain Python {:.0} env steps/s ({:.1}%)",
             strategy.as_str(),
             bench.steps,
             bench.bridge_steps_per_s,
             bench.python_steps_per_s,
             100.0 * bench.bridge_steps_per_s / bench.python_steps_per_s
-        );
+        )
+    })
+}
+
+#[cfg(feature = "metaworld")]
+fn print_json_or_text(json: bool, value: &impl serde::Serialize, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", text());
     }
     Ok(())
 }
