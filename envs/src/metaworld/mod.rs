@@ -21,6 +21,7 @@ mod python;
 
 pub use bench::{bench_env, EnvBench, Stepper};
 pub use python::{ensure_python, SITE_PACKAGES_VAR};
+use python::start_fork_server;
 
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
@@ -29,7 +30,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use crate::{
     EnvError, EnvSpec, MetaWorldConfig, MultiTaskEnv, RewardNormalization, RunningStdNormalizer,
-    VecStep,
+    VecStep, VectorStrategy,
 };
 
 /// Meta-World's tasks are built with `np.random.seed(seed)`, which takes 32-bit seeds.
@@ -63,7 +64,11 @@ impl MetaWorldEnv {
             )?;
             options.set_item("terminate_on_success", config.terminate_on_success)?;
             let subset = (!config.tasks.is_empty()).then_some(&names);
-            let bridge = bridge_module(py)?.getattr("Bridge")?.call1((
+            let module = bridge_module(py)?;
+            if config.vector_strategy == VectorStrategy::Async {
+                start_fork_server(py)?;
+            }
+            let bridge = module.getattr("Bridge")?.call1((
                 subset,
                 seed,
                 config.vector_strategy.as_str(),

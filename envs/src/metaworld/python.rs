@@ -83,6 +83,25 @@ fn use_venv_python_for_workers(py: Python<'_>, site_packages: &str) -> PyResult<
     }
 }
 
+/// Starts multiprocessing's fork server, which forks the `async` envs' workers (`bridge.py`), with
+/// SIGINT ignored, as it and its workers then keep it: a terminal's Ctrl-C reaches the whole
+/// process group, and it is the trainer's to act on (checkpoint, then close the envs), not the
+/// workers' (who would die mid-step). Later calls find it running.
+pub(super) fn start_fork_server(py: Python<'_>) -> PyResult<()> {
+    let forkserver = py.import("multiprocessing.forkserver")?;
+    // SAFETY: zeroed `sigaction`s are valid; the previous action (e.g. a Ctrl-C handler) is put
+    // back as it was. A Ctrl-C in between is lost, and a second one still acts.
+    unsafe {
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut previous: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGINT, &ignore, &mut previous);
+        let started = forkserver.call_method0("ensure_running");
+        libc::sigaction(libc::SIGINT, &previous, std::ptr::null_mut());
+        started.map(drop)
+    }
+}
+
 /// `site.addsitedir` (which also runs the folder's `.pth` files), with the new entries moved in
 /// front of the base interpreter's own site-packages so the venv's versions win.
 fn add_site_packages_first(py: Python<'_>, site_packages: &str) -> PyResult<()> {
