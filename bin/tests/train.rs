@@ -428,6 +428,9 @@ fn a_slurm_job_array_trains_each_seed_into_the_run_directory() {
     assert!(table.contains("| ls | 2 | 200 |"), "{table}");
     let resumed = ok(&["train", "--resume", out.to_str().unwrap(), "--quiet"]);
     assert!(resumed.contains("| 1 | 200 |") && resumed.contains("| 2 | 200 |"), "nothing left to train: {resumed}");
+    let resubmitted = mt10(&["train", "--resume", out.to_str().unwrap(), "--slurm", "--submit"]).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    assert_eq!(resubmitted.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&resubmitted.stderr).contains("nothing to submit"));
     drop(cluster);
     std::fs::remove_dir_all(&out).unwrap();
 }
