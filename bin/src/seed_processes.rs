@@ -49,7 +49,7 @@ impl SeedProcesses<'_> {
     pub fn run(&self) -> anyhow::Result<Vec<(u64, SeedEnd)>> {
         let exe = std::env::current_exe().context("cannot find the mt10 executable to start the seeds")?;
         let (ended_tx, ended_rx) = mpsc::channel();
-        std::thread::scope(|scope| {
+        Ok(std::thread::scope(|scope| {
             let (mut next, mut running, mut ends) = (0, 0, Vec::new());
             loop {
                 while running < self.jobs && next < self.seeds.len() {
@@ -58,7 +58,15 @@ impl SeedProcesses<'_> {
                         break;
                     }
                     let (slot, seed) = (next, self.seeds[next]);
-                    let child = self.spawn(&exe, seed).with_context(|| format!("cannot start seed {seed}"))?;
+                    next += 1;
+                    let child = match self.spawn(&exe, seed) {
+                        Ok(child) => child,
+                        Err(error) => {
+                            eprintln!("mt10: seed {seed} failed: cannot start its process: {error:#}");
+                            ends.push((seed, SeedEnd::Failed(format!("{error:#}"))));
+                            continue;
+                        }
+                    };
                     children.push(child.id());
                     drop(children);
                     let ended = ended_tx.clone();
@@ -67,11 +75,10 @@ impl SeedProcesses<'_> {
                         let end = follow(child, slot, self.progress, &log);
                         let _ = ended.send((slot, end));
                     });
-                    next += 1;
                     running += 1;
                 }
                 if running == 0 {
-                    return Ok(ends);
+                    return ends;
                 }
                 let (slot, end) = ended_rx.recv().expect("a child's thread sends how it ended");
                 running -= 1;
@@ -80,7 +87,7 @@ impl SeedProcesses<'_> {
                 }
                 ends.push((self.seeds[slot], end));
             }
-        })
+        }))
     }
 
     fn spawn(&self, exe: &Path, seed: u64) -> anyhow::Result<Child> {
