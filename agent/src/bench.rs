@@ -106,7 +106,7 @@ pub fn update_benchmark(bench: &UpdateBenchmark) -> Result<UpdateBenchmarkReport
             batch_size: bench.batch_size,
             replay_capacity: 20 * bench.batch_size,
             device: bench.device,
-            combine: CombineConfig { combiner: combiner.clone(), components: None, update_weights_every: bench.update_weights_every },
+            combine: CombineConfig { combiner: combiner.clone(), update_weights_every: bench.update_weights_every, ..CombineConfig::new(combiner.method) },
             ..SacConfig::mtrl()
         };
         let mut agent = Sac::new(config, &spec, 0)?;

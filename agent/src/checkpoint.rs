@@ -45,6 +45,8 @@ struct LearnerState {
     adam_step: u64,
     updates: u64,
     skipped_updates: u64,
+    #[serde(default)]
+    fallbacks: u64,
     weights: Vec<f64>,
     combiner: serde_json::Value,
 }
@@ -69,6 +71,7 @@ impl Sac {
                 adam_step: learner.adam.step,
                 updates: learner.updates,
                 skipped_updates: learner.skipped_updates,
+                fallbacks: learner.fallbacks,
                 weights: learner.weights.clone(),
                 combiner: learner.combiner.state(),
             };
@@ -119,6 +122,7 @@ impl Sac {
             learner.adam.step = learner_state.adam_step;
             learner.updates = learner_state.updates;
             learner.skipped_updates = learner_state.skipped_updates;
+            learner.fallbacks = learner_state.fallbacks;
             learner.consecutive_skips = 0;
             learner.weights = learner_state.weights;
             learner

@@ -153,11 +153,15 @@ pub(crate) struct ComponentLearner {
     update_weights_every: u64,
     max_grad_norm: Option<f64>,
     max_consecutive_skips: usize,
-    /// The weights of the last refresh, reused until the next.
+    /// `ls` as the mean over all samples of the batch (`w_k = n_k / B`) instead of over tasks.
+    batch_mean: bool,
+    /// The weights of the last refresh, reused until the next; a solve that falls back leaves
+    /// them as they are.
     pub weights: Vec<f64>,
     pub updates: u64,
     pub consecutive_skips: usize,
     pub skipped_updates: u64,
+    pub fallbacks: u64,
 }
 
 /// The optimizer settings of one component.
@@ -169,6 +173,7 @@ pub(crate) struct LearnerSettings {
     pub max_grad_norm: Option<f64>,
     pub update_weights_every: usize,
     pub max_consecutive_skips: usize,
+    pub batch_mean: bool,
 }
 
 impl ComponentLearner {
@@ -192,10 +197,12 @@ impl ComponentLearner {
             update_weights_every: settings.update_weights_every as u64,
             max_grad_norm: settings.max_grad_norm,
             max_consecutive_skips: settings.max_consecutive_skips,
+            batch_mean: settings.batch_mean,
             weights: vec![1.0 / num_tasks as f64; num_tasks],
             updates: 0,
             consecutive_skips: 0,
             skipped_updates: 0,
+            fallbacks: 0,
         }
     }
 
@@ -317,6 +324,9 @@ impl ComponentLearner {
             if let Err(reason) = self.solve(None, None, rng, report)? {
                 return Ok(Err(reason));
             }
+            if self.batch_mean {
+                self.weights = layout.sample_shares();
+            }
         }
         let weighted_loss = (losses * self.weights_tensor(&self.params[0])).sum(Kind::Float);
         Ok(Ok(Tensor::f_run_backward(&[weighted_loss], &self.params, false, false)?))
@@ -340,7 +350,9 @@ impl ComponentLearner {
             Err(source) => return Err(self.solver_error(source)),
         };
         report.solver_us = solver_start.elapsed().as_secs_f64() * 1e6;
+        let combination = combination.or_last_good(&self.weights);
         report.fallback = combination.fallback;
+        self.fallbacks += u64::from(combination.fallback.is_some());
         self.weights = combination.weights;
         Ok(Ok(combination.direction))
     }
@@ -435,6 +447,7 @@ mod tests {
             max_grad_norm: None,
             update_weights_every: 1,
             max_consecutive_skips: 1,
+            batch_mean: false,
         };
         let combiner = CombinerConfig::new(Method::Mgda).build(k).unwrap();
         let mut init_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);

@@ -2,7 +2,7 @@
 //! presets: `mtrl` (the papers' MT10 runs, the default) and `plus` (Meta-World+ style).
 use crate::AgentError;
 use serde::{Deserialize, Serialize};
-use solvers::{CombinerConfig, Method};
+use solvers::{CombinerConfig, Method, Solver};
 use std::fmt;
 
 /// Which networks are shared between the tasks.
@@ -95,11 +95,49 @@ pub struct CombineConfig {
     /// Gradient methods recompute their weights every this many updates and reuse them as fixed
     /// loss weights in between, with one plain backward pass (the Nash-MTL-k idea).
     pub update_weights_every: usize,
+    /// How `ls` (and every component left to `ls`) reduces the per-sample losses.
+    #[serde(default)]
+    pub ls_reduction: LsReduction,
+    /// FAMO's form when the combiner names no `solver`: `supervised` (its supervised code) or
+    /// `mt10` (the MT10 code behind its published MT10 result; the `mtrl` preset's choice).
+    #[serde(default = "famo_solver_default")]
+    pub famo_solver: Solver,
+}
+
+fn famo_solver_default() -> Solver {
+    Solver::Supervised
+}
+
+/// The loss `ls` minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LsReduction {
+    /// The mean of the per-task mean losses (`w_k = 1/K`).
+    #[default]
+    TaskMeans,
+    /// The mean over all samples of the batch (`w_k = n_k / B`), as mtrl's MT-SAC, the papers'
+    /// MT-SAC baseline.
+    BatchMean,
 }
 
 impl CombineConfig {
     pub fn new(method: Method) -> Self {
-        Self { combiner: CombinerConfig::new(method), components: None, update_weights_every: 1 }
+        Self {
+            combiner: CombinerConfig::new(method),
+            components: None,
+            update_weights_every: 1,
+            ls_reduction: LsReduction::TaskMeans,
+            famo_solver: famo_solver_default(),
+        }
+    }
+
+    /// The combiner as it is built: with `famo_solver` filled in for a FAMO without a solver.
+    pub fn effective_combiner(&self) -> CombinerConfig {
+        let mut combiner = self.combiner.clone();
+        if combiner.method == Method::Famo && combiner.solver.is_none() {
+            combiner.solver = Some(self.famo_solver);
+        }
+        combiner
     }
 
     pub fn applies_to(&self, component: Component) -> bool {
@@ -184,7 +222,11 @@ impl SacConfig {
             replay_capacity: 1_000_000,
             sampling: Sampling::Uniform,
             device: DeviceChoice::Auto,
-            combine: CombineConfig::new(Method::Ls),
+            combine: CombineConfig {
+                ls_reduction: LsReduction::BatchMean,
+                famo_solver: Solver::Mt10,
+                ..CombineConfig::new(Method::Ls)
+            },
             max_consecutive_skips: 100,
         }
     }
@@ -199,6 +241,7 @@ impl SacConfig {
             adam_eps: 1e-5,
             max_grad_norm: Some(1.0),
             sampling: Sampling::Stratified,
+            combine: CombineConfig::new(Method::Ls),
             ..Self::mtrl()
         }
     }

@@ -16,6 +16,8 @@ pub(crate) enum Layout {
     /// `[K, n, ...]`: row `k` holds task `k`'s `n_k` samples, padded to `n = max n_k` with
     /// copies of a real row that carry weight 0.
     TaskMajor {
+        /// Rows per task.
+        counts: Vec<i64>,
         /// For each of the `K * n` slots, the flat row it holds.
         gather: Tensor,
         /// For each flat row, its slot: undoes `gather`.
@@ -56,12 +58,20 @@ impl Layout {
             first_row += n;
         }
         Layout::TaskMajor {
+            counts: counts.iter().map(|&n| n as i64).collect(),
             gather: Tensor::from_slice(&gather).to_device(device),
             slot: Tensor::from_slice(&slot).to_device(device),
             slot_weight: Tensor::from_slice(&slot_weight).view([counts.len() as i64, per_task as i64]).to_device(device),
             num_tasks: counts.len() as i64,
             per_task: per_task as i64,
         }
+    }
+
+    /// Each task's share of the batch's samples, `n_k / B`.
+    pub fn sample_shares(&self) -> Vec<f64> {
+        let (Layout::Flat { counts, .. } | Layout::TaskMajor { counts, .. }) = self;
+        let total = counts.iter().sum::<i64>() as f64;
+        counts.iter().map(|&n| n as f64 / total).collect()
     }
 
     /// Arranges a flat tensor (`[B, ...]`, rows sorted by task) in this layout.

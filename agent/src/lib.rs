@@ -20,7 +20,7 @@ mod sac;
 mod testing;
 
 pub use component::ComponentReport;
-pub use config::{Architecture, CombineConfig, Component, DeviceChoice, SacConfig, Sampling, Temperature};
+pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
 pub use sac::{ActionMode, Sac, UpdateReport};

@@ -2,7 +2,7 @@
 //! with each of the critic, actor and temperature updates turned from per-task losses into one
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
-use crate::config::{Architecture, Component, SacConfig, Temperature};
+use crate::config::{Architecture, Component, LsReduction, SacConfig, Temperature};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
@@ -100,10 +100,11 @@ impl Sac {
         let learner = |component: Component, params: Vec<Param>, lr: f64| -> Result<ComponentLearner, AgentError> {
             // Tasks that share no parameters have no gradient conflict to resolve.
             let combiner_config = if config.combine.applies_to(component) && ComponentLearner::has_shared_params(&params) {
-                config.combine.combiner.clone()
+                config.combine.effective_combiner()
             } else {
                 CombinerConfig::new(Method::Ls)
             };
+            let batch_mean = combiner_config.method == Method::Ls && config.combine.ls_reduction == LsReduction::BatchMean;
             let combiner = combiner_config.build(k).map_err(|source| AgentError::Solver { component, source })?;
             let settings = LearnerSettings {
                 lr,
@@ -113,6 +114,7 @@ impl Sac {
                 max_grad_norm: config.max_grad_norm,
                 update_weights_every: config.combine.update_weights_every,
                 max_consecutive_skips: config.max_consecutive_skips,
+                batch_mean,
             };
             Ok(ComponentLearner::new(component, params, k, combiner, &settings))
         };
@@ -170,6 +172,11 @@ impl Sac {
     /// Updates not applied because of a non-finite loss or gradient, per component.
     pub fn skipped_updates(&self) -> [(Component, u64); 3] {
         self.learners().map(|l| (l.component, l.skipped_updates))
+    }
+
+    /// Weight solves per component that fell back (their last good weights were applied).
+    pub fn fallbacks(&self) -> [(Component, u64); 3] {
+        self.learners().map(|l| (l.component, l.fallbacks))
     }
 
     pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
@@ -400,7 +407,7 @@ mod tests {
 #[cfg(test)]
 mod safety_tests {
     use crate::testing::small_sac;
-    use crate::{AgentError, Architecture, CombineConfig, Component, SacConfig, SkipReason, Temperature};
+    use crate::{AgentError, Architecture, CombineConfig, Component, LsReduction, SacConfig, SkipReason, Temperature};
     use envs::VecStep;
     use solvers::Method;
 
@@ -422,6 +429,19 @@ mod safety_tests {
                 assert_eq!(Some(&critic.weights), last_refresh.as_ref(), "update {update} reuses the last weights");
             }
         }
+    }
+
+    #[test]
+    fn ls_batch_mean_weights_each_task_by_its_share_of_the_batch() {
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, |config| config);
+        assert_eq!(sac.config().combine.ls_reduction, LsReduction::BatchMean, "the mtrl protocol");
+        let weights = sac.update().unwrap().critic.weights;
+        let counts: Vec<f64> = weights.iter().map(|w| w * 45.0).collect();
+        assert!(counts.iter().all(|n| (n - n.round()).abs() < 1e-9), "n_k / B with B = 45: {weights:?}");
+        assert!(counts.iter().any(|n| (n - 15.0).abs() > 0.5), "uneven task counts: {counts:?}");
+        let task_means = |config: SacConfig| SacConfig { combine: CombineConfig::new(Method::Ls), ..config };
+        let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, task_means);
+        assert_eq!(sac.update().unwrap().critic.weights, vec![1.0 / 3.0; 3]);
     }
 
     #[test]

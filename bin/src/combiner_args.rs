@@ -11,13 +11,15 @@ pub struct CombinerArgs {
     /// FairGrad's alpha [default: 2]
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// fairgrad: sgd (the RL variant, default) | exact; cagrad: mt10 (default) | exact
+    /// fairgrad: sgd (the RL variant, default) | exact; nash: exact (default) | ccp (as published);
+    /// cagrad: mt10 (default) | exact; famo: supervised | mt10 (default under the mtrl preset)
     #[arg(long, value_parser = parse::<Solver>)]
     pub solver: Option<Solver>,
     /// CAGrad's c [default: 0.9]
     #[arg(long)]
     pub c: Option<f64>,
-    /// Iterations of fairgrad's sgd and cagrad's mt10 solvers [default: 20]
+    /// Iterations of fairgrad's sgd and cagrad's mt10 solvers [default: 20], CCP steps of nash's
+    /// ccp solver per weight update [default: 1]
     #[arg(long)]
     pub iters: Option<usize>,
     /// Inner step size: fairgrad sgd 0.1, cagrad mt10 25, famo 0.025, uw 0.025

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The presets in `configs/`, built into the binary so it runs from anywhere.
-pub const PRESETS: [(&str, &str); 4] = [
+pub const PRESETS: [(&str, &str); 5] = [
     ("mtrl", include_str!("../../configs/mtrl.toml")),
+    ("mt10-cpu", include_str!("../../configs/mt10-cpu.toml")),
     ("plus", include_str!("../../configs/plus.toml")),
     ("toy", include_str!("../../configs/toy.toml")),
     ("smoke", include_str!("../../configs/smoke.toml")),
@@ -135,6 +136,22 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The steps at which mtrl (the papers' MT10 code) evaluates: multiples of both the
+    /// evaluation interval and the episode length (30,000 under the `mtrl` preset).
+    pub fn mtrl_eval_cadence(&self) -> u64 {
+        let episode = match &self.env {
+            EnvConfig::Toy(toy) => toy.max_episode_steps,
+            EnvConfig::MetaWorld(mw) => mw.max_episode_steps,
+        } as u64;
+        let gcd = |mut a: u64, mut b: u64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        self.run.eval_every / gcd(self.run.eval_every, episode) * episode
+    }
+
     /// A short label for file names and tables: the method and its non-default settings.
     pub fn method_label(&self) -> String {
         let combiner = toml::Table::try_from(&self.agent.combine.combiner).expect("a combiner config is a TOML table");
@@ -160,8 +177,8 @@ fn one_line(message: &str) -> String {
 // when one of them is given.
 #[command(mut_arg("method", |arg| arg.required(false)))]
 pub struct ConfigArgs {
-    /// A preset from configs/: mtrl (the papers' MT10 protocol), plus, toy (no Python, minutes),
-    /// smoke (MetaWorld, minutes)
+    /// A preset from configs/: mtrl (the papers' MT10 protocol), mt10-cpu (the same, sized for
+    /// about 45 minutes a seed on 2 cores), plus, toy (no Python, minutes), smoke (MetaWorld, minutes)
     #[arg(long, default_value = "mtrl", conflicts_with = "config")]
     pub preset: String,
     /// A TOML config file (see configs/) instead of a preset

@@ -23,11 +23,18 @@ pub struct Args {
 struct SeedResult {
     evaluations: Vec<MetricsRow>,
     weights: Vec<WeightsRow>,
+    /// mtrl evaluates only at multiples of this (see [`crate::config::RunConfig::mtrl_eval_cadence`]).
+    mtrl_cadence: u64,
 }
 
 impl SeedResult {
     fn best(&self) -> &MetricsRow {
         self.evaluations.iter().max_by(|a, b| a.mean_success().total_cmp(&b.mean_success())).expect("seeds have evaluations")
+    }
+
+    /// The best mean success over the evaluations mtrl would have made (step 0 is one).
+    fn best_at_mtrl_cadence(&self) -> f64 {
+        self.evaluations.iter().filter(|row| row.step % self.mtrl_cadence == 0).map(MetricsRow::mean_success).fold(0.0, f64::max)
     }
 
     fn last(&self) -> &MetricsRow {
@@ -75,7 +82,7 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
             if group.tasks != tasks {
                 bail!("{}: its tasks differ from those of other `{label}` runs; give the runs different --name", dir.display());
             }
-            group.seeds.push(SeedResult { evaluations, weights });
+            group.seeds.push(SeedResult { evaluations, weights, mtrl_cadence: config.mtrl_eval_cadence() });
         }
     }
     if groups.is_empty() {
@@ -88,28 +95,45 @@ fn per_seed(group: &Group, value: impl Fn(&SeedResult) -> f64) -> Vec<f64> {
     group.seeds.iter().map(value).collect()
 }
 
+/// Mean and s.e.m. over seeds of the best success, the best at the mtrl cadence and the final
+/// success.
+fn headline(group: &Group) -> [(f64, f64); 3] {
+    [per_seed(group, |s| s.best().mean_success()), per_seed(group, SeedResult::best_at_mtrl_cadence), per_seed(group, |s| s.last().mean_success())]
+        .map(|values| (mean(&values), sem(&values)))
+}
+
 /// Each task's success at each seed's best evaluation, averaged over seeds.
 fn task_success(group: &Group) -> Vec<f64> {
     (0..group.tasks.len()).map(|task| mean(&per_seed(group, |s| s.best().success[task]))).collect()
 }
 
 fn markdown(groups: &[Group]) -> String {
-    let mut text = String::from("| method | seeds | steps | best success | final success |\n|---|---:|---:|---:|---:|\n");
+    let mut text = String::from(
+        "| method | seeds | steps | best success | best success (mtrl cadence) | final success |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     for group in groups {
-        let best = per_seed(group, |s| s.best().mean_success());
-        let last = per_seed(group, |s| s.last().mean_success());
+        let [best, best_mtrl, last] = headline(group);
         let steps = group.seeds.iter().map(|s| s.last().step).min().unwrap_or(0);
+        let cadences: Vec<String> = distinct(group.seeds.iter().map(|s| s.mtrl_cadence.to_string()));
         text.push_str(&format!(
-            "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} |\n",
+            "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} (every {}) | {:.3} +- {:.3} |\n",
             group.label,
             group.seeds.len(),
-            mean(&best),
-            sem(&best),
-            mean(&last),
-            sem(&last)
+            best.0,
+            best.1,
+            best_mtrl.0,
+            best_mtrl.1,
+            cadences.join("/"),
+            last.0,
+            last.1
         ));
     }
-    text.push_str("\nBest success: each seed's best mean success over its evaluations (as the papers report), mean +- s.e.m. over seeds.\n\n");
+    text.push_str(
+        "\nBest success: each seed's best mean success over its evaluations (every `run.eval_every` steps, as the FairGrad \
+         paper says), mean +- s.e.m. over seeds. Best success (mtrl cadence): the same over only the evaluations the papers' \
+         MT10 code makes, at steps divisible by both the evaluation interval and the episode length (every 30,000 steps \
+         under the `mtrl` preset).\n\n",
+    );
     for group in groups {
         text.push_str(&format!("Per-task success of `{}` (at each seed's best evaluation, mean over seeds):\n\n", group.label));
         text.push_str(&format!("| {} |\n|{}\n", group.tasks.join(" | "), "---:|".repeat(group.tasks.len())));
@@ -119,20 +143,26 @@ fn markdown(groups: &[Group]) -> String {
     text
 }
 
-fn csv(groups: &[Group]) -> String {
-    let tasks: Vec<&String> = groups.iter().flat_map(|g| &g.tasks).fold(Vec::new(), |mut all, t| {
-        if !all.contains(&t) {
-            all.push(t);
+/// The items in their first order, each once.
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    items.fold(Vec::new(), |mut all, item| {
+        if !all.contains(&item) {
+            all.push(item);
         }
         all
-    });
-    let mut text = String::from("method,seeds,best_success_mean,best_success_sem,final_success_mean,final_success_sem");
+    })
+}
+
+fn csv(groups: &[Group]) -> String {
+    let tasks: Vec<&String> = distinct(groups.iter().flat_map(|g| &g.tasks));
+    let mut text = String::from(
+        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem",
+    );
     tasks.iter().for_each(|t| text.push_str(&format!(",success:{t}")));
     text.push('\n');
     for group in groups {
-        let best = per_seed(group, |s| s.best().mean_success());
-        let last = per_seed(group, |s| s.last().mean_success());
-        text.push_str(&format!("\"{}\",{},{},{},{},{}", group.label, group.seeds.len(), mean(&best), sem(&best), mean(&last), sem(&last)));
+        let headline: Vec<String> = headline(group).iter().map(|(mean, sem)| format!("{mean},{sem}")).collect();
+        text.push_str(&format!("\"{}\",{},{}", group.label, group.seeds.len(), headline.join(",")));
         let per_task = task_success(group);
         for task in &tasks {
             match group.tasks.iter().position(|t| t == *task) {
@@ -204,4 +234,24 @@ fn plot_weights(path: &Path, group: &Group) -> anyhow::Result<()> {
 
 fn file_name(label: &str) -> String {
     label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeedResult;
+    use crate::config::RunConfig;
+    use crate::run_files::MetricsRow;
+
+    #[test]
+    fn mtrl_evaluates_every_30000_steps_and_its_best_ignores_the_others() {
+        assert_eq!(RunConfig::preset("mtrl").unwrap().mtrl_eval_cadence(), 30_000);
+        let row = |step, success| MetricsRow { step, wall_time_s: 0.0, success: vec![success], returns: vec![0.0] };
+        let seed = SeedResult {
+            evaluations: vec![row(0, 0.1), row(10_000, 0.9), row(20_000, 0.5), row(30_000, 0.4), row(40_000, 0.2)],
+            weights: Vec::new(),
+            mtrl_cadence: 30_000,
+        };
+        assert_eq!(seed.best().mean_success(), 0.9);
+        assert_eq!(seed.best_at_mtrl_cadence(), 0.4);
+    }
 }

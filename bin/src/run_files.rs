@@ -14,6 +14,7 @@
 use crate::config::RunConfig;
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -147,6 +148,10 @@ pub struct Summary {
     /// Share of the training wall time spent in the combiners' solves.
     pub solver_time_share: f64,
     pub skipped_updates: u64,
+    /// Weight solves per component (critic, actor, alpha) that fell back (diverged, degenerate
+    /// or not converged) and applied the last good weights instead.
+    #[serde(default)]
+    pub fallbacks: BTreeMap<String, u64>,
     /// Vector steps taken after resuming to refill the replay buffer (not in `steps`); 0 unless
     /// the checkpoints were written without it (`run.checkpoint_replay = false`).
     pub refill_steps: u64,

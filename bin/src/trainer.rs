@@ -116,6 +116,9 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         window.steps += 1;
         if state.step % run.log_every == 0 {
             window.write(&mut log, state.step)?;
+            for (component, count) in sac.fallbacks() {
+                log.scalar(&format!("combiner/{component}/fallbacks"), count as f64, state.step);
+            }
         }
         let evaluating = state.step % run.eval_every == 0 || state.step == run.steps;
         if evaluating {
@@ -162,6 +165,7 @@ fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook) -> S
         update_ms: state.update_ms_total / updates.max(1) as f64,
         solver_time_share: state.solver_us_total * 1e-6 / state.wall_time_s.max(1e-9),
         skipped_updates: sac.skipped_updates().iter().map(|(_, n)| n).sum(),
+        fallbacks: sac.fallbacks().iter().map(|(component, n)| (component.to_string(), *n)).collect(),
         refill_steps: state.refill_steps,
     }
 }

@@ -70,7 +70,8 @@ fn solve(args: &Args) -> anyhow::Result<Output> {
         return Err(anyhow!("{} needs the task losses: add \"losses\" to the input", args.combiner.method));
     }
     let task_input = TaskInput { gram: Some(&gram), losses: input.losses.as_deref(), jacobian: jacobian.as_ref() };
-    let combination = combine(combiner.as_mut(), k, &task_input, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+    // As in training: a solve that falls back applies the last good weights, here uniform.
+    let combination = combine(combiner.as_mut(), k, &task_input, &mut ChaCha8Rng::seed_from_u64(args.seed))?.or_last_good(&vec![1.0 / k as f64; k]);
     let direction = combination.direction.or_else(|| jacobian.as_ref().map(|j| direction(&combination.weights, j)));
     Ok(Output { method: args.combiner.method.to_string(), weights: combination.weights, direction, fallback: combination.fallback })
 }

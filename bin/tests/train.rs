@@ -107,6 +107,8 @@ fn the_resolved_config_applies_preset_then_flags_then_set() {
     assert_eq!(mtrl["agent"]["batch_size"].as_integer(), Some(1280));
     assert_eq!(mtrl["agent"]["replay_capacity"].as_integer(), Some(1_000_000));
     assert_eq!(mtrl["agent"]["combine"]["update_weights_every"].as_integer(), Some(50));
+    assert_eq!(mtrl["agent"]["combine"]["ls_reduction"].as_str(), Some("batch_mean"), "mtrl's MT-SAC loss");
+    assert_eq!(mtrl["agent"]["combine"]["famo_solver"].as_str(), Some("mt10"), "FAMO's MT10 code");
 }
 
 /// `(step, value)` of every scalar tag, as TensorBoard's own reader sees the event files.
@@ -236,18 +238,22 @@ fn a_run_checkpointed_without_its_replay_buffer_refills_it_on_resume() {
 #[test]
 fn report_groups_two_runs_by_method_into_tables_and_plots() {
     let (ls, fairgrad, report) = (scratch("report-ls"), scratch("report-fairgrad"), scratch("report-out"));
-    let common = ["--steps", "200", "--seeds", "2", "--set", "run.eval_every=100"];
+    // Episodes of 40 steps: mtrl would evaluate every 200 steps (multiples of both 100 and 40).
+    let common = ["--steps", "200", "--seeds", "2", "--set", "run.eval_every=100", "--set", "env.max_episode_steps=40"];
     train_tiny(&ls, &common);
     train_tiny(&fairgrad, &[&common[..], &["--method", "fairgrad", "--alpha", "2"]].concat());
     let table = ok(&["report", ls.to_str().unwrap(), fairgrad.to_str().unwrap(), "--out", report.to_str().unwrap()]);
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ls |") || l.starts_with("| fairgrad alpha=2.0 |")).collect();
     assert_eq!(rows.len(), 2, "{table}");
     assert!(rows.iter().all(|r| r.contains("| 2 | 200 |")), "two seeds each, 200 steps: {table}");
+    assert!(rows.iter().all(|r| r.contains("(every 200)")), "the mtrl cadence: {table}");
     assert!(table.contains("Per-task success of `fairgrad alpha=2.0`"), "{table}");
     assert_eq!(std::fs::read_to_string(report.join("report.md")).unwrap(), table);
     let csv = std::fs::read_to_string(report.join("report.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(csv.starts_with("method,seeds,best_success_mean,best_success_sem,final_success_mean,final_success_sem,success:reach-0-loud"));
+    assert!(csv.starts_with(
+        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem,success:reach-0-loud"
+    ));
     for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png"] {
         let bytes = std::fs::read(report.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

@@ -69,6 +69,28 @@ fn hyper_parameters_reach_the_method() {
     assert!(cagrad.get("direction").is_none(), "no Jacobian, no direction");
 }
 
+/// A shared temperature's rank-1 Gram with mixed signs: Pareto-stationary, no root. The answer
+/// names the fallback and gives the weights training would apply (uniform: there is no last
+/// good solve), not the diverged iterate (2.4e8 and 1.2e8 before).
+#[test]
+fn a_fallback_is_reported_with_bounded_weights() {
+    let stationary = r#"{"gram": [[1, -2], [-2, 4]]}"#;
+    for args in [&["--method", "nash"][..], &["--method", "nash", "--solver", "ccp"], &["--method", "fairgrad", "--solver", "exact"]] {
+        let out = json(&[args, &["--input", "-"]].concat(), stationary);
+        assert_eq!(out["fallback"], "diverged", "{args:?}");
+        assert_eq!(numbers(&out["weights"]), vec![0.5, 0.5], "{args:?}");
+    }
+}
+
+#[test]
+fn nash_as_published_takes_ccp_steps() {
+    let one_step = json(&["--method", "nash", "--solver", "ccp", "--input", "-"], SPEC_JACOBIAN);
+    let w = numbers(&one_step["weights"]);
+    assert!((w[0] - 0.591461).abs() < 1e-5 && (w[1] - 0.407071).abs() < 1e-5, "{w:?}");
+    let unused = usage_error(&["--method", "nash", "--iters", "3", "--input", "-"], SPEC_JACOBIAN);
+    assert!(unused.contains("nash does not take iters"), "{unused}");
+}
+
 #[test]
 fn bad_input_is_a_one_line_usage_error() {
     let missing = usage_error(&["--method", "nash", "--input", "/nonexistent/grads.json"], "");

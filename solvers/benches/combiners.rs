@@ -1,5 +1,5 @@
 //! Time of one weight solve per method, for K = 2, 10 and 50 tasks on conflicting gradients.
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use solvers::{combine, CombinerConfig, Jacobian, Method, Solver, TaskInput};
@@ -43,6 +43,15 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| black_box(combine(combiner.as_mut(), k, input, &mut rng).expect("solves")))
             });
         }
+        // A warm-started CCP step on a repeated problem stops at once: time the first step.
+        let nash_ccp = CombinerConfig { solver: Some(Solver::Ccp), ..CombinerConfig::new(Method::Nash) };
+        group.bench_with_input(BenchmarkId::from_parameter("nash-ccp (one step, cold)"), &input, |b, input| {
+            b.iter_batched(
+                || nash_ccp.build(k).expect("builds"),
+                |mut combiner| black_box(combine(combiner.as_mut(), k, input, &mut ChaCha8Rng::seed_from_u64(0)).expect("solves")),
+                BatchSize::SmallInput,
+            )
+        });
         group.finish();
     }
 }

@@ -1,6 +1,6 @@
 use crate::methods::{
     BanditMtl, Cagrad, CagradExact, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop, Imtlg, LinearScalarization,
-    LossTransform, Mgda, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
+    LossTransform, Mgda, NashCcp, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
 };
 use crate::{Combiner, SolverError};
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,8 @@ named_enum!(
         Sgd => "sgd",
         Exact => "exact",
         Mt10 => "mt10",
+        Ccp => "ccp",
+        Supervised => "supervised",
     }
 );
 
@@ -101,13 +103,14 @@ pub struct CombinerConfig {
     /// FairGrad's alpha (default 2, the MT10 value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
-    /// fairgrad: `sgd` (the RL variant, default) or `exact`; cagrad: `mt10` (default) or `exact`.
+    /// fairgrad: `sgd` (the RL variant, default) or `exact`; nash: `exact` (default) or `ccp`;
+    /// cagrad: `mt10` (default) or `exact`; famo: `supervised` (default) or `mt10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<Solver>,
     /// CAGrad's c (default 0.9, the MT10 value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<f64>,
-    /// Iterations of the approximate solvers (fairgrad sgd: 20, cagrad mt10: 20).
+    /// Iterations of the approximate solvers (fairgrad sgd: 20, cagrad mt10: 20, nash ccp: 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iters: Option<usize>,
     /// Step size of a method's inner optimiser (fairgrad sgd 0.1, cagrad mt10 25 (50 at K = 50),
@@ -163,6 +166,7 @@ impl CombinerConfig {
         let solver = self.solver.unwrap_or(match method {
             Method::FairGrad => Solver::Sgd,
             Method::Cagrad => Solver::Mt10,
+            Method::Famo => Solver::Supervised,
             _ => Solver::Exact,
         });
         let combiner: Box<dyn Combiner> = match (method, solver) {
@@ -175,7 +179,9 @@ impl CombinerConfig {
             (Method::FairGrad, Solver::Exact) => {
                 Box::new(FairGradExact::new(Method::FairGrad, positive("alpha", self.alpha.unwrap_or(2.0))?, false))
             }
-            (Method::Nash, Solver::Exact) => Box::new(FairGradExact::new(Method::Nash, 1.0, true)),
+            (Method::Nash, Solver::Exact) if self.iters.is_none() => Box::new(FairGradExact::new(Method::Nash, 1.0, true)),
+            (Method::Nash, Solver::Exact) => return Err(SolverError::UnusedOption { method, option: "iters (with solver exact)" }),
+            (Method::Nash, Solver::Ccp) => Box::new(NashCcp::new(k, at_least_one(self.iters.unwrap_or(1))?)),
             (Method::Mgda, _) => Box::new(Mgda { normalization: self.normalization.unwrap_or(MgdaNormalization::None) }),
             (Method::Pcgrad, _) => Box::new(Pcgrad),
             (Method::Cagrad, Solver::Mt10) => Box::new(Cagrad {
@@ -185,8 +191,9 @@ impl CombinerConfig {
             }),
             (Method::Cagrad, Solver::Exact) => Box::new(CagradExact { c: non_negative("c", self.c.unwrap_or(0.9))? }),
             (Method::Imtlg, _) => Box::new(Imtlg),
-            (Method::Famo, _) => Box::new(Famo::new(
+            (Method::Famo, Solver::Supervised | Solver::Mt10) => Box::new(Famo::new(
                 k,
+                solver == Solver::Mt10,
                 positive("lr", self.lr.unwrap_or(0.025))?,
                 non_negative("gamma", self.gamma.unwrap_or(0.01))?,
             )),
@@ -226,9 +233,9 @@ impl CombinerConfig {
         let uses = |set: &[Method]| set.contains(&m);
         let options: [(&'static str, bool, bool); 10] = [
             ("alpha", self.alpha.is_some(), uses(&[FairGrad])),
-            ("solver", self.solver.is_some(), uses(&[FairGrad, Nash, Cagrad])),
+            ("solver", self.solver.is_some(), uses(&[FairGrad, Nash, Cagrad, Famo])),
             ("c", self.c.is_some(), uses(&[Cagrad])),
-            ("iters", self.iters.is_some(), uses(&[FairGrad, Cagrad])),
+            ("iters", self.iters.is_some(), uses(&[FairGrad, Nash, Cagrad])),
             ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw])),
             ("normalization", self.normalization.is_some(), uses(&[Mgda])),
             ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl])),
@@ -247,7 +254,8 @@ fn solvers_of(method: Method) -> &'static str {
     match method {
         Method::FairGrad => "sgd exact",
         Method::Cagrad => "mt10 exact",
-        Method::Nash => "exact",
+        Method::Nash => "exact ccp",
+        Method::Famo => "supervised mt10",
         _ => "none: this method has one solver",
     }
 }

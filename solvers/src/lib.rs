@@ -57,6 +57,17 @@ impl Combination {
     fn weights(weights: Vec<f64>) -> Self {
         Self { weights, direction: None, fallback: None }
     }
+
+    /// What is safe to apply: this solve's weights, or `last_good` (those of the last solve
+    /// without a fallback, or uniform before the first) when it fell back. A fallback's own
+    /// weights can be huge (a diverged root reaches 1e8 and more): applied to a shared
+    /// temperature, they freeze it.
+    pub fn or_last_good(self, last_good: &[f64]) -> Self {
+        match self.fallback {
+            None => self,
+            Some(fallback) => Self { weights: last_good.to_vec(), direction: None, fallback: Some(fallback) },
+        }
+    }
 }
 
 /// Why a combiner fell back to substitute weights. Counted and logged by the trainer.

@@ -46,6 +46,38 @@ fn fairgrad_exact_reports_divergence_at_a_pareto_stationary_point() {
     assert!(combination.weights.iter().all(|w| w.is_finite() && *w > 0.0));
 }
 
+/// A shared scalar (the SAC temperature) has a rank-1 Gram; once its task gradients have mixed
+/// signs they are Pareto-stationary and `M w = 1/w` has no root.
+#[test]
+fn rank_one_mixed_sign_gram_falls_back_to_bounded_weights() {
+    let gram = Gram::from_rows(&[vec![1.0, -2.0], vec![-2.0, 4.0]]).unwrap();
+    let input = TaskInput { gram: Some(&gram), ..Default::default() };
+    let nash_ccp = CombinerConfig { solver: Some(Solver::Ccp), ..CombinerConfig::new(Method::Nash) };
+    let fairgrad_exact = CombinerConfig { solver: Some(Solver::Exact), ..CombinerConfig::new(Method::FairGrad) };
+    for config in [CombinerConfig::new(Method::Nash), nash_ccp, fairgrad_exact] {
+        let mut combiner = config.build(2).unwrap();
+        let combination = combine(combiner.as_mut(), 2, &input, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        assert_eq!(combination.fallback, Some(Fallback::Diverged), "{config:?}");
+        let applied = combination.or_last_good(&[0.3, 0.7]);
+        assert_eq!(applied.weights, vec![0.3, 0.7], "{config:?}: a fallback applies the last good weights");
+        assert_eq!(applied.fallback, Some(Fallback::Diverged), "{config:?}: and still reports the fallback");
+    }
+}
+
+#[test]
+fn nash_ccp_keeps_its_previous_weights_through_an_infeasible_step() {
+    let mut nash = CombinerConfig { solver: Some(Solver::Ccp), ..CombinerConfig::new(Method::Nash) }.build(2).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut solve = |rows: &[Vec<f64>]| {
+        let gram = Gram::from_rows(rows).unwrap();
+        combine(nash.as_mut(), 2, &TaskInput { gram: Some(&gram), ..Default::default() }, &mut rng).unwrap()
+    };
+    let good = solve(&[vec![18.0, -22.0], vec![-22.0, 38.0]]);
+    assert_eq!(good.fallback, None);
+    let stationary = solve(&[vec![1.0, -2.0], vec![-2.0, 4.0]]);
+    assert_eq!((stationary.weights, stationary.fallback), (good.weights, Some(Fallback::Diverged)));
+}
+
 #[test]
 fn zero_gram_is_reported_as_degenerate() {
     let gram = Gram::new(2, vec![0.0; 4]).unwrap();

@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 /// decay) to make every task's log-loss fall at the same rate, measured by recomputing the
 /// losses on the same batch after the model's step. The effective weights on the raw task
 /// gradients are `z_i / (c (L_i + 1e-8))`, `c = sum_j z_j / (L_j + 1e-8)`: the gradient of
-/// `sum z_i log(L_i + 1e-8) / c` (the MT10 port multiplies by `c` instead: a bug not copied).
+/// `sum z_i log(L_i + 1e-8) / c`. The MT10 code behind FAMO's published MT10 result multiplies
+/// by `c` instead (weights `c z_i / (L_i + 1e-8)`): `mt10` selects that form.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Famo {
+    /// A setting, not state: kept as configured when a checkpoint is loaded.
+    #[serde(skip)]
+    mt10: bool,
     logits: Vec<f64>,
     optimizer: Adam,
     /// The losses and softmax weights of the last `solve`, awaiting `after_step`.
@@ -18,8 +22,8 @@ pub struct Famo {
 }
 
 impl Famo {
-    pub fn new(k: usize, lr: f64, gamma: f64) -> Self {
-        Self { logits: vec![0.0; k], optimizer: Adam::new(k, lr, gamma), pending: None }
+    pub fn new(k: usize, mt10: bool, lr: f64, gamma: f64) -> Self {
+        Self { mt10, logits: vec![0.0; k], optimizer: Adam::new(k, lr, gamma), pending: None }
     }
 }
 
@@ -36,7 +40,8 @@ impl Combiner for Famo {
         let losses = positive_losses(Method::Famo, input, true)?;
         let z = softmax(&self.logits);
         let c: f64 = z.iter().zip(losses).map(|(zi, l)| zi / (l + 1e-8)).sum();
-        let weights = z.iter().zip(losses).map(|(zi, l)| zi / (c * (l + 1e-8))).collect();
+        let scale = if self.mt10 { c } else { 1.0 / c };
+        let weights = z.iter().zip(losses).map(|(zi, l)| scale * zi / (l + 1e-8)).collect();
         self.pending = Some((losses.to_vec(), z));
         Ok(Combination::weights(weights))
     }
@@ -65,8 +70,10 @@ impl Combiner for Famo {
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
+        let mt10 = self.mt10;
         *self = serde_json::from_value(state.clone())
             .map_err(|e| SolverError::BadState { method: Method::Famo, reason: e.to_string() })?;
+        self.mt10 = mt10;
         Ok(())
     }
 }

@@ -8,6 +8,8 @@ pub fn all_configs() -> Vec<CombinerConfig> {
     let mut configs: Vec<CombinerConfig> = Method::ALL.iter().map(|&m| CombinerConfig::new(m)).collect();
     configs.push(CombinerConfig { solver: Some(Solver::Exact), ..CombinerConfig::new(Method::FairGrad) });
     configs.push(CombinerConfig { solver: Some(Solver::Exact), ..CombinerConfig::new(Method::Cagrad) });
+    configs.push(CombinerConfig { solver: Some(Solver::Ccp), ..CombinerConfig::new(Method::Nash) });
+    configs.push(CombinerConfig { solver: Some(Solver::Mt10), ..CombinerConfig::new(Method::Famo) });
     for normalization in [MgdaNormalization::L2, MgdaNormalization::Loss, MgdaNormalization::LossPlus] {
         configs.push(CombinerConfig { normalization: Some(normalization), ..CombinerConfig::new(Method::Mgda) });
     }
