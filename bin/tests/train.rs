@@ -404,10 +404,10 @@ impl Drop for LocalSlurm {
 }
 
 #[test]
-fn a_slurm_job_array_trains_each_seed_into_the_run_directory() {
+fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled() {
     let on_path = |name: &str| std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(name).is_file());
     if !on_path("sbatch") {
-        eprintln!("SKIPPED a_slurm_job_array_trains_each_seed_into_the_run_directory: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
+        eprintln!("SKIPPED slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
         return;
     }
     let cluster = LocalSlurm::start(scratch("slurm-cluster"));
@@ -437,6 +437,26 @@ fn a_slurm_job_array_trains_each_seed_into_the_run_directory() {
     let resubmitted = mt10(&["train", "--resume", out.to_str().unwrap(), "--slurm", "--submit"]).env("SLURM_CONF", &cluster.conf).output().unwrap();
     assert_eq!(resubmitted.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&resubmitted.stderr).contains("nothing to submit"));
+
+    // The SIGINT Slurm sends before a task's time limit (`--signal`) checkpoints the seed.
+    let long = scratch("slurm-long");
+    let mut args = vec!["train", "--out", long.to_str().unwrap(), "--seeds", "1", "--steps", "300", "--slurm", "--submit", "--slurm-opts", "--cpus-per-task=1"];
+    args.extend(TINY);
+    args.extend(["--set", "run.initial_updates=1000000"]);
+    let submitted = mt10(&args).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    let job = stderr.split("submitted job array ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{stderr}"));
+    wait_for(&long.join("seed-1/metrics.csv"));
+    let signalled = Command::new("scancel").args(["--signal=INT", "--batch", job]).env("SLURM_CONF", &cluster.conf).status().unwrap();
+    assert!(signalled.success());
+    let log = long.join("slurm/seed-1.log");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("interrupted; checkpoints written") {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after the signal: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(std::fs::read_dir(long.join("seed-1/checkpoints")).unwrap().count() > 0);
+    std::fs::remove_dir_all(&long).unwrap();
     drop(cluster);
     std::fs::remove_dir_all(&out).unwrap();
 }
