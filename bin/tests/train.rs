@@ -456,6 +456,12 @@ fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled()
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(std::fs::read_dir(long.join("seed-1/checkpoints")).unwrap().count() > 0);
+    // Stopping the cluster while a job step still winds down would leave that step behind.
+    let queued = || Command::new("squeue").arg("--noheader").env("SLURM_CONF", &cluster.conf).output().unwrap().stdout;
+    while !queued().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(180), "the job never left the queue");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::fs::remove_dir_all(&long).unwrap();
     drop(cluster);
     std::fs::remove_dir_all(&out).unwrap();
