@@ -30,7 +30,7 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub enum SeedEnd {
     Finished,
     Interrupted,
-    /// Its exit status and the last line it wrote to stderr.
+    /// Why: its exit status and the last line it wrote to stderr, or why it could not start.
     Failed(String),
 }
 
