@@ -28,7 +28,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct EnvArgs {
-    /// Vector steps timed on each side
+    /// Vector steps timed on each side (without --seeds)
     #[arg(long, default_value_t = 500)]
     steps: usize,
     /// sync | async
@@ -38,6 +38,9 @@ pub struct EnvArgs {
     /// seed alone
     #[arg(long, value_name = "N")]
     seeds: Option<usize>,
+    /// With --seeds: how long each process steps
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
     /// One seed's process of `--seeds` (this seed)
     #[arg(long, hide = true, value_name = "SEED", conflicts_with = "seeds")]
     seed_process: Option<u64>,
@@ -93,19 +96,19 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 #[cfg(feature = "metaworld")]
 fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
     let strategy = args.strategy.parse().map_err(|e: envs::EnvError| UsageError(e.into()))?;
-    if args.steps == 0 || args.seeds == Some(0) {
-        return Err(UsageError(anyhow!("--steps and --seeds must be at least 1")).into());
+    if args.steps == 0 || args.seeds == Some(0) || !args.seconds.is_finite() || args.seconds <= 0.0 {
+        return Err(UsageError(anyhow!("--steps, --seeds and --seconds must be positive")).into());
     }
     if let Some(seed) = args.seed_process {
-        return crate::env_scaling::seed_process(seed, args.steps, strategy);
+        return crate::env_scaling::seed_process(seed, args.seconds, strategy);
     }
     if let Some(seeds) = args.seeds {
-        let scaling = crate::env_scaling::measure(seeds, args.steps, strategy)?;
+        let scaling = crate::env_scaling::measure(seeds, args.seconds, strategy)?;
         return print_json_or_text(args.json, &scaling, || {
             format!(
-                "MT10 ({} strategy, {} vector steps per seed), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
+                "MT10 ({} strategy, {} s per process), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
                 strategy.as_str(),
-                scaling.steps,
+                scaling.seconds,
                 scaling.total_steps_per_s,
                 scaling.single_steps_per_s,
                 scaling.total_steps_per_s / scaling.single_steps_per_s,

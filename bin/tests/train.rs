@@ -469,7 +469,7 @@ fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled()
 
 #[test]
 fn bench_env_with_seeds_reports_the_total_and_one_seed_rates() {
-    let json: serde_json::Value = serde_json::from_str(&ok(&["bench", "env", "--seeds", "2", "--steps", "20", "--json"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&["bench", "env", "--seeds", "2", "--seconds", "1", "--json"])).unwrap();
     assert_eq!(json["seeds"], 2, "{json}");
     for rate in ["total_steps_per_s", "single_steps_per_s"] {
         assert!(json[rate].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{json}");
