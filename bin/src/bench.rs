@@ -31,12 +31,22 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct EnvArgs {
-    /// Vector steps timed on each side
+    /// Vector steps timed on each side (without --seeds)
     #[arg(long, default_value_t = 500)]
     steps: usize,
     /// sync | async
     #[arg(long, default_value = "sync")]
     strategy: String,
+    /// Step this many seeds' envs at once, one process each (as training does), against one
+    /// seed alone
+    #[arg(long, value_name = "N")]
+    seeds: Option<usize>,
+    /// With --seeds: how long each process steps
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// One seed's process of `--seeds` (this seed)
+    #[arg(long, hide = true, value_name = "SEED", conflicts_with = "seeds")]
+    seed_process: Option<u64>,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -97,18 +107,45 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 #[cfg(feature = "metaworld")]
 fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
     let strategy = args.strategy.parse().map_err(|e: envs::EnvError| UsageError(e.into()))?;
+    if args.steps == 0 || args.seeds == Some(0) || !args.seconds.is_finite() || args.seconds <= 0.0 {
+        return Err(UsageError(anyhow!("--steps, --seeds and --seconds must be positive")).into());
+    }
+    if let Some(seed) = args.seed_process {
+        return crate::env_scaling::seed_process(seed, args.seconds, strategy);
+    }
+    if let Some(seeds) = args.seeds {
+        let scaling = crate::env_scaling::measure(seeds, args.seconds, strategy)?;
+        return print_json_or_text(args.json, &scaling, || {
+            format!(
+                "MT10 ({} strategy, {} s per process), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
+                strategy.as_str(),
+                scaling.seconds,
+                scaling.total_steps_per_s,
+                scaling.single_steps_per_s,
+                scaling.total_steps_per_s / scaling.single_steps_per_s,
+                scaling.cores
+            )
+        });
+    }
     let bench = envs::metaworld::bench_env(args.steps, strategy)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&bench)?);
-    } else {
-        println!(
+    print_json_or_text(args.json, &bench, || {
+        format!(
             "MT10 ({} strategy, {} vector steps each): bridge {:.0} env steps/s, plain Python {:.0} env steps/s ({:.1}%)",
             strategy.as_str(),
             bench.steps,
             bench.bridge_steps_per_s,
             bench.python_steps_per_s,
             100.0 * bench.bridge_steps_per_s / bench.python_steps_per_s
-        );
+        )
+    })
+}
+
+#[cfg(feature = "metaworld")]
+fn print_json_or_text(json: bool, value: &impl serde::Serialize, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", text());
     }
     Ok(())
 }

@@ -25,6 +25,9 @@ pub struct TrainerState {
     pub update_ms_total: f64,
     pub solver_us_total: f64,
     pub refill_steps: u64,
+    /// Of `run.initial_updates`, those done (all of them unless a stop came in between).
+    #[serde(default)]
+    pub initial_updates_done: u64,
 }
 
 pub struct Checkpoint {

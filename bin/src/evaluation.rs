@@ -28,8 +28,8 @@ pub fn evaluate(sac: &mut Sac, env: &mut dyn MultiTaskEnv, episodes: usize, step
 }
 
 /// A new env with the training seed (for MetaWorld the seed picks the tasks' goals), so every
-/// evaluation of a run sees the same episodes. Always MetaWorld's `sync` strategy: `async` forks,
-/// which is unsafe once libtorch runs threads, and one thread steps an evaluation anyway.
+/// evaluation of a run sees the same episodes. Always MetaWorld's `sync` strategy: an evaluation
+/// is short, and `async` would start K worker processes for each one.
 pub fn evaluation_env(env: &EnvConfig, seed: u64) -> anyhow::Result<Box<dyn MultiTaskEnv>> {
     let config = match env {
         EnvConfig::MetaWorld(mw) => EnvConfig::MetaWorld(MetaWorldConfig { vector_strategy: VectorStrategy::Sync, ..mw.clone() }),

@@ -3,6 +3,8 @@ mod bench;
 mod checkpoint;
 mod combiner_args;
 mod config;
+#[cfg(feature = "metaworld")]
+mod env_scaling;
 mod episodes;
 mod eval;
 mod evaluation;
@@ -11,6 +13,8 @@ mod plot;
 mod progress;
 mod report;
 mod run_files;
+mod seed_processes;
+mod slurm;
 mod stats;
 mod train;
 mod trainer;

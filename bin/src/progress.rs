@@ -1,10 +1,13 @@
 //! One progress line per seed on stderr: redrawn in place on a terminal, printed after each
-//! evaluation otherwise (logs, CI), nothing with `--quiet`.
+//! evaluation otherwise (logs, CI), nothing with `--quiet`. A seed trained in a child process
+//! reports its status as JSON lines on stdout instead ([`Progress::for_parent`]), which the
+//! parent reads back ([`SeedStatus::from_report`]) and draws.
+use serde::{Deserialize, Serialize};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedStatus {
     pub seed: u64,
     pub step: u64,
@@ -12,10 +15,43 @@ pub struct SeedStatus {
     /// Vector steps per second in this session.
     pub steps_per_s: f64,
     pub last_success: Option<f64>,
-    pub state: &'static str,
+    pub state: SeedState,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedState {
+    Running,
+    /// The `run.initial_updates` done at once after the random steps (minutes at MT10 scale).
+    InitialUpdates,
+    Interrupted,
+    Done,
+    /// The seed's process ended with an error.
+    Failed,
+}
+
+impl std::fmt::Display for SeedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::InitialUpdates => "initial updates",
+            Self::Interrupted => "interrupted",
+            Self::Done => "done",
+            Self::Failed => "FAILED",
+        })
+    }
+}
+
+/// What prefixes a status report on a child's stdout, so other output there cannot be mistaken
+/// for one.
+const REPORT_PREFIX: &str = "mt10-status ";
+
 impl SeedStatus {
+    /// The status and whether it is an event, from one line of a child's stdout.
+    pub fn from_report(line: &str) -> Option<(Self, bool)> {
+        serde_json::from_str::<Report>(line.strip_prefix(REPORT_PREFIX)?).ok().map(|r| (r.status, r.event))
+    }
+
     fn line(&self) -> String {
         let eta = if self.steps_per_s > 0.0 && self.step < self.steps {
             format_duration(Duration::from_secs_f64((self.steps - self.step) as f64 / self.steps_per_s))
@@ -39,6 +75,12 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+struct Report {
+    status: SeedStatus,
+    event: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Quiet,
@@ -46,6 +88,8 @@ enum Mode {
     Terminal,
     /// A line per event.
     Log,
+    /// Status reports on stdout for the parent process, events and throttled steps.
+    Parent,
 }
 
 pub struct Progress {
@@ -68,21 +112,39 @@ impl Progress {
             (false, true) => Mode::Terminal,
             (false, false) => Mode::Log,
         };
+        Self::with_mode(slots, mode)
+    }
+
+    /// One seed trained in a child process: reports go to the parent on stdout.
+    pub fn for_parent() -> Self {
+        Self::with_mode(1, Mode::Parent)
+    }
+
+    fn with_mode(slots: usize, mode: Mode) -> Self {
         Self { mode, state: Mutex::new(Board { lines: vec![None; slots], drawn: 0, last_draw: None }) }
     }
 
     /// Updates a seed's line; `event` (an evaluation, the end) always shows, steps are throttled.
     pub fn update(&self, slot: usize, status: SeedStatus, event: bool) {
         let mut board = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let line = status.line();
-        board.lines[slot] = Some(status);
+        let due = event || board.last_draw.is_none_or(|t| t.elapsed() >= REDRAW);
         match self.mode {
             Mode::Quiet => {}
-            Mode::Log if event => eprintln!("{line}"),
+            Mode::Log if event => eprintln!("{}", status.line()),
             Mode::Log => {}
             Mode::Terminal => {
-                if event || board.last_draw.is_none_or(|t| t.elapsed() >= REDRAW) {
+                board.lines[slot] = Some(status);
+                if due {
                     board.redraw();
+                }
+            }
+            Mode::Parent => {
+                if due {
+                    let report = serde_json::to_string(&Report { status, event }).expect("a status serialises");
+                    // A parent that went away is noticed by the child's own stop path (Ctrl-C or
+                    // being killed); the report itself is not worth failing the seed for.
+                    let _ = writeln!(std::io::stdout().lock(), "{REPORT_PREFIX}{report}");
+                    board.last_draw = Some(Instant::now());
                 }
             }
         }

@@ -8,6 +8,8 @@
 //! DIR/seed-<s>/weights.csv         combiner weights per component, every log interval
 //! DIR/seed-<s>/checkpoints/step-<n>/
 //! DIR/seed-<s>/summary.json        written when the seed finishes
+//! DIR/seed-<s>/stderr.log          the seed's stderr, when it ran as a child process
+//! DIR/slurm/                       with `--slurm`: the job script, one log per array task
 //! ```
 use crate::config::RunConfig;
 use anyhow::{anyhow, bail, Context};

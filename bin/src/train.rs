@@ -1,16 +1,18 @@
 //! `mt10 train`: resolve and check the config, lay out the run directory, train the seeds
-//! (several at once), print a table; `--resume DIR` continues a run's unfinished seeds.
+//! (one in this process, several as child processes, `jobs` at a time, or as a Slurm job
+//! array), print a table; `--resume DIR` continues a run's unfinished seeds.
 use crate::config::{ConfigArgs, RunConfig};
 use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
+use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses};
+use crate::slurm;
 use crate::stats::{mean, sem};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
 use crate::{Interrupted, UsageError};
 use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,9 +24,24 @@ pub struct Args {
     /// Train these seeds, e.g. 1,2,5
     #[arg(long, value_delimiter = ',', value_name = "SEEDS")]
     seed_list: Option<Vec<u64>>,
-    /// Seeds trained at once [default: from the cores, or 4 on a GPU]
+    /// Seeds trained at once, each in its own process [default: from the cores, or 4 on a GPU]
     #[arg(long, value_name = "J")]
     jobs: Option<usize>,
+    /// Train only this seed of the run (with --resume); what each Slurm array task runs
+    #[arg(long, value_name = "S", requires = "resume", conflicts_with = "slurm")]
+    only_seed: Option<u64>,
+    /// Report progress to a parent `mt10 train` as status lines on stdout
+    #[arg(long, hide = true, requires = "only_seed")]
+    child: bool,
+    /// Write a Slurm job array, one array task per seed, into DIR/slurm instead of training here
+    #[arg(long)]
+    slurm: bool,
+    /// sbatch options for the job array, e.g. "--partition=gpu --time=12:00:00 --gres=gpu:1"
+    #[arg(long, value_name = "OPTIONS", requires = "slurm", allow_hyphen_values = true)]
+    slurm_opts: Option<String>,
+    /// Submit the job array with sbatch
+    #[arg(long, requires = "slurm")]
+    submit: bool,
     /// Run directory [default: runs/<name or method>-<UTC time>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -43,6 +60,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let sbatch_lines = args.slurm_opts.as_deref().map(slurm::sbatch_lines).transpose()?.unwrap_or_default();
+    if args.submit {
+        slurm::check_sbatch()?;
+    }
     let (config, dir) = match &args.resume {
         Some(dir) => (read_config(dir).map_err(UsageError)?, dir.clone()),
         None => {
@@ -56,55 +77,70 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             (config, dir)
         }
     };
-    let seeds = &config.run.seeds;
-    let mut pending = Vec::new();
-    for &seed in seeds {
-        if read_summary(&seed_dir(&dir, seed))?.is_none() {
-            pending.push(seed);
-        }
+    let pending = pending_seeds(&config, &dir, args.only_seed)?;
+    if args.slurm {
+        return slurm::write_job_array(&dir, &pending, &sbatch_lines, args.submit);
+    }
+    let stop = stop_on_ctrl_c()?;
+    if args.child {
+        // Here `--jobs` says how many seeds share the machine with this one.
+        share_cores(args.jobs.unwrap_or(1).max(1));
+        return match pending.first() {
+            Some(&seed) => train_here(&config, &dir, seed, stop, &Progress::for_parent()),
+            None => Ok(()),
+        };
     }
     let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
-    share_cores(jobs);
     if !args.quiet {
         eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
     }
-    let stop = stop_on_ctrl_c()?;
     let progress = Progress::new(pending.len(), args.quiet);
-    let outcomes: Vec<Mutex<Option<anyhow::Result<SeedOutcome>>>> = pending.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                let slot = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&seed) = pending.get(slot) else { break };
-                let job = SeedJob { config: &config, seed, dir: seed_dir(&dir, seed), stop, progress: &progress, slot };
-                let outcome = train_seed(&job).with_context(|| format!("seed {seed}"));
-                if outcome.is_err() {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                *outcomes[slot].lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
-            });
+    let ends = match pending[..] {
+        [] => Vec::new(),
+        [seed] => {
+            share_cores(1);
+            train_here(&config, &dir, seed, stop, &progress).map(|()| vec![(seed, SeedEnd::Finished)]).or_else(|error| match error.downcast_ref::<Interrupted>() {
+                Some(_) => Ok(vec![(seed, SeedEnd::Interrupted)]),
+                None => Err(error),
+            })?
         }
-    });
-    let mut failure = None;
-    let mut interrupted = false;
-    for outcome in outcomes {
-        match outcome.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(Ok(SeedOutcome::Finished(_))) => {}
-            Some(Ok(SeedOutcome::Interrupted)) | None => interrupted = true,
-            Some(Err(error)) => failure = failure.or(Some(error)),
-        }
-    }
-    let summaries: Vec<Summary> = seeds.iter().filter_map(|&s| read_summary(&seed_dir(&dir, s)).ok().flatten()).collect();
+        _ => SeedProcesses { run_dir: &dir, seeds: &pending, jobs, stop, progress: &progress }.run()?,
+    };
+    let summaries: Vec<Summary> = config.run.seeds.iter().filter_map(|&s| read_summary(&seed_dir(&dir, s)).ok().flatten()).collect();
     print!("{}", final_table(&summaries));
-    if let Some(error) = failure {
-        return Err(error.context(format!("resume the other seeds with `mt10 train --resume {}`", dir.display())));
+    let failed: Vec<String> = ends.iter().filter(|(_, end)| matches!(end, SeedEnd::Failed(_))).map(|(seed, _)| seed.to_string()).collect();
+    if !failed.is_empty() {
+        return Err(anyhow!("seed(s) {} failed; resume them with `mt10 train --resume {}`", failed.join(", "), dir.display()));
     }
-    if interrupted {
+    if ends.iter().any(|(_, end)| matches!(end, SeedEnd::Interrupted)) {
         eprintln!("mt10: interrupted; checkpoints written; continue with `mt10 train --resume {}`", dir.display());
         return Err(Interrupted.into());
     }
     Ok(())
+}
+
+/// The run's seeds without a summary, or only `only_seed` (when it is one of them).
+fn pending_seeds(config: &RunConfig, dir: &Path, only_seed: Option<u64>) -> anyhow::Result<Vec<u64>> {
+    if let Some(seed) = only_seed.filter(|s| !config.run.seeds.contains(s)) {
+        let seeds: Vec<String> = config.run.seeds.iter().map(u64::to_string).collect();
+        return Err(UsageError(anyhow!("seed {seed} is not a seed of {} ({})", dir.display(), seeds.join(", "))).into());
+    }
+    let mut pending = Vec::new();
+    for &seed in &config.run.seeds {
+        if only_seed.is_none_or(|s| s == seed) && read_summary(&seed_dir(dir, seed))?.is_none() {
+            pending.push(seed);
+        }
+    }
+    Ok(pending)
+}
+
+/// One seed in this process; `Interrupted` after a stop (with its checkpoint written).
+fn train_here(config: &RunConfig, dir: &Path, seed: u64, stop: &AtomicBool, progress: &Progress) -> anyhow::Result<()> {
+    let job = SeedJob { config, seed, dir: seed_dir(dir, seed), stop, progress, slot: 0 };
+    match train_seed(&job).with_context(|| format!("seed {seed}"))? {
+        SeedOutcome::Finished(_) => Ok(()),
+        SeedOutcome::Interrupted => Err(Interrupted.into()),
+    }
 }
 
 fn resolve(args: &Args) -> anyhow::Result<RunConfig> {
@@ -156,9 +192,9 @@ fn format_utc(secs: u64) -> String {
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-/// libtorch's thread pool is shared by all seeds, and each seed's env thread steps while its
-/// learner updates: half the cores go to the envs. (An oversubscribed OpenMP pool spins and can
-/// slow updates down a hundredfold.)
+/// The libtorch threads of one of `jobs` seeds training at once, each in its own process with
+/// an env thread stepping while its learner updates: half the cores go to the envs. (An
+/// oversubscribed OpenMP pool spins and can slow updates down a hundredfold.)
 pub fn share_cores(jobs: usize) {
     tch::set_num_threads((cores() / (2 * jobs)).max(1) as i32);
 }
@@ -182,13 +218,15 @@ fn default_jobs(config: &RunConfig) -> usize {
     }
 }
 
-/// The first Ctrl-C asks the seeds to checkpoint and stop; a second one ends the process.
+/// The first Ctrl-C asks the seeds (here and in child processes) to checkpoint and stop; a
+/// second one ends the process (and with it the children).
 fn stop_on_ctrl_c() -> anyhow::Result<&'static AtomicBool> {
     static STOP: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
+        interrupt_children();
         eprintln!("\nmt10: stopping after the current step (checkpointing); Ctrl-C again to quit at once");
     })
     .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;

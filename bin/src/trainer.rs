@@ -10,7 +10,7 @@ use crate::config::RunConfig;
 use crate::episodes::{Episode, EpisodeTracker};
 use crate::evaluation::{evaluate, evaluation_env};
 use crate::logbook::Logbook;
-use crate::progress::{Progress, SeedStatus};
+use crate::progress::{Progress, SeedState, SeedStatus};
 use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY};
 use crate::stats::mean;
 use agent::{ActionMode, Component, Sac, UpdateReport};
@@ -50,7 +50,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     let mut window = Window::new(spec.num_tasks());
     let session = Instant::now();
     let (wall_before, step_before) = (state.wall_time_s, state.step);
-    let status = |state: &TrainerState, log: &Logbook, label: &'static str| SeedStatus {
+    let status = |state: &TrainerState, log: &Logbook, label: SeedState| SeedStatus {
         seed: job.seed,
         step: state.step,
         steps: run.steps,
@@ -69,7 +69,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
             state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
             checkpoint::save(&job.dir, config, &sac, &state)?;
             log.flush()?;
-            job.progress.update(job.slot, status(&state, &log, "interrupted"), true);
+            job.progress.update(job.slot, status(&state, &log, SeedState::Interrupted), true);
             return Ok(SeedOutcome::Interrupted);
         }
         let learning = refill == 0 && state.step >= run.random_steps;
@@ -77,14 +77,29 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         worker.send_actions(actions.clone())?;
         let updates = match learning {
             false => 0,
-            true if state.step == run.random_steps => run.initial_updates,
+            true if state.step == run.random_steps => {
+                job.progress.update(job.slot, status(&state, &log, SeedState::InitialUpdates), true);
+                run.initial_updates - state.initial_updates_done
+            }
             true => 1,
         };
         for _ in 0..updates {
+            // The initial updates take minutes at MT10 scale: a stop must not wait for them.
+            // Those done are counted, so a resumed seed does only the rest.
+            if job.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if state.step == run.random_steps {
+                state.initial_updates_done += 1;
+            }
             let report = sac.update()?;
             state.update_ms_total += report.ms;
             state.solver_us_total += solver_us(&report);
             window.add_update(&report);
+        }
+        if job.stop.load(Ordering::SeqCst) {
+            // Checkpointed at the top of the loop; this step is taken again after a resume.
+            continue;
         }
         let waiting = Instant::now();
         let transitions = worker.recv_step()?;
@@ -113,13 +128,13 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
             state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
             checkpoint::save(&job.dir, config, &sac, &state)?;
         }
-        job.progress.update(job.slot, status(&state, &log, "running"), evaluating);
+        job.progress.update(job.slot, status(&state, &log, SeedState::Running), evaluating);
     }
     state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
     let summary = summarize(job, &sac, &state, &log);
     write_atomically(&job.dir.join(SUMMARY), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     log.flush()?;
-    job.progress.update(job.slot, status(&state, &log, "done"), true);
+    job.progress.update(job.slot, status(&state, &log, SeedState::Done), true);
     Ok(SeedOutcome::Finished(summary))
 }
 

@@ -279,3 +279,199 @@ fn bench_freq_trains_once_per_frequency_on_the_toy_preset() {
     assert!(config.contains("update_weights_every = 5"), "{config}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// Reads `child`'s stderr until each of `wanted` has matched a line (a line matches when it
+/// holds all of the pattern's parts), then hands the rest to a thread that drains it (so the
+/// child never blocks on a full pipe) and returns all of it.
+fn read_stderr_until(child: &mut std::process::Child, mut wanted: Vec<[&str; 2]>) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader};
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !wanted.is_empty() {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "stderr ended before {wanted:?}: {seen}");
+        wanted.retain(|parts| !parts.iter().all(|part| line.contains(part)));
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        seen + &rest
+    })
+}
+
+#[test]
+fn ctrl_c_during_the_initial_updates_checkpoints_the_running_seeds_and_starts_no_other() {
+    let out = scratch("ctrl-c");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--seeds", "10", "--steps", "300"];
+    args.extend(TINY.iter().filter(|a| **a != "--quiet"));
+    // Far more initial updates than the test will wait for.
+    args.extend(["--set", "run.initial_updates=1000000"]);
+    let mut parent = mt10(&args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = read_stderr_until(&mut parent, vec![["seed 1 ", "initial updates"], ["seed 2 ", "initial updates"]]);
+    signal(&parent, "-INT");
+    assert_eq!(parent.wait().unwrap().code(), Some(130), "Ctrl-C exits with 130");
+    let stderr = stderr.join().unwrap();
+    assert!(stderr.contains("interrupted; checkpoints written"), "{stderr}");
+    for seed in [1, 2] {
+        let dir = out.join(format!("seed-{seed}"));
+        let trainer = read_json(&dir.join("checkpoints/step-100/trainer.json"));
+        let done = trainer["initial_updates_done"].as_u64().unwrap();
+        assert!(done > 0 && done < 1_000_000, "seed {seed} stopped within its initial updates: {trainer}");
+        assert!(!dir.join("summary.json").exists());
+    }
+    for seed in 3..=10 {
+        assert!(!out.join(format!("seed-{seed}")).exists(), "seed {seed} was started after the stop");
+    }
+
+    // A resumed seed does only the initial updates it had not done (here 50 more).
+    let done = read_json(&out.join("seed-1/checkpoints/step-100/trainer.json"))["initial_updates_done"].as_u64().unwrap();
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let config = config.replace("initial_updates = 1000000", &format!("initial_updates = {}", done + 50));
+    std::fs::write(out.join("config.toml"), config).unwrap();
+    ok(&["train", "--resume", out.to_str().unwrap(), "--only-seed", "1", "--quiet"]);
+    let summary = read_json(&out.join("seed-1/summary.json"));
+    assert_eq!(summary["updates"].as_u64(), Some(done + 50 + 199), "{summary}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A run directory with its config and no seed trained yet (`--slurm` without `--submit` only
+/// writes the job script).
+fn untrained_run(out: &Path, extra: &[&str]) {
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--slurm"];
+    args.extend(TINY);
+    args.extend(extra);
+    ok(&args);
+}
+
+#[test]
+fn a_crashed_seed_is_reported_with_its_last_error_line_while_the_others_finish() {
+    let out = scratch("crash");
+    untrained_run(&out, &["--seeds", "3", "--steps", "200"]);
+    let stranger = run(&["train", "--resume", out.to_str().unwrap(), "--only-seed", "7"]);
+    assert_eq!(stranger.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("seed 7 is not a seed of"));
+    let broken = out.join("seed-2/checkpoints/step-100");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("trainer.json"), "not json").unwrap();
+
+    let result = run(&["train", "--resume", out.to_str().unwrap(), "--jobs", "2", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    let report = stderr.lines().find(|l| l.starts_with("mt10: seed 2 failed: exit status 1: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(report.contains("trainer.json") && report.contains("seed-2/stderr.log"), "{report}");
+    assert!(stderr.trim_end().ends_with(&format!("resume them with `mt10 train --resume {}`", out.display())), "{stderr}");
+    let table = String::from_utf8_lossy(&result.stdout);
+    assert!(table.contains("| 1 | 200 |") && table.contains("| 3 | 200 |") && !table.contains("| 2 |"), "{table}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn slurm_opts_are_checked_before_anything_is_created() {
+    let out = scratch("slurm-bad");
+    let result = run(&["train", "--preset", "toy", "--out", out.to_str().unwrap(), "--slurm", "--slurm-opts", "gpu"]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("`gpu` is not an sbatch option"));
+    assert!(!out.exists());
+}
+
+/// A one-node Slurm cluster (scripts/slurm-local) for the length of a test.
+struct LocalSlurm {
+    dir: PathBuf,
+    conf: String,
+}
+
+impl LocalSlurm {
+    fn start(dir: PathBuf) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local");
+        let out = Command::new(&script).arg("start").arg(&dir).output().unwrap();
+        let cluster = Self { dir, conf: String::from_utf8_lossy(&out.stdout).trim().to_string() };
+        assert!(out.status.success(), "the local Slurm cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
+        cluster
+    }
+}
+
+impl Drop for LocalSlurm {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local");
+        let _ = Command::new(script).arg("stop").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled() {
+    let on_path = |name: &str| std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(name).is_file());
+    if !on_path("sbatch") {
+        eprintln!("SKIPPED slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
+        return;
+    }
+    let cluster = LocalSlurm::start(scratch("slurm-cluster"));
+    let out = scratch("slurm-run");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--seeds", "2", "--steps", "200", "--slurm", "--submit", "--slurm-opts", "--cpus-per-task=1 --time 10"];
+    args.extend(TINY);
+    let submitted = mt10(&args).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success(), "{stderr}");
+    assert!(stderr.contains("submitted job array"), "{stderr}");
+    let script = std::fs::read_to_string(out.join("slurm/array.sh")).unwrap();
+    assert!(script.contains("#SBATCH --array=1,2\n") && script.contains("#SBATCH --time 10\n"), "{script}");
+    let start = Instant::now();
+    for seed in [1, 2] {
+        let summary = out.join(format!("seed-{seed}/summary.json"));
+        while !summary.exists() {
+            let log = std::fs::read_to_string(out.join(format!("slurm/seed-{seed}.log"))).unwrap_or_default();
+            assert!(start.elapsed() < Duration::from_secs(300), "seed {seed} did not finish under Slurm; its log: {log}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(read_json(&summary)["steps"], 200);
+    }
+    let table = ok(&["report", out.to_str().unwrap(), "--out", out.join("report").to_str().unwrap()]);
+    assert!(table.contains("| ls | 2 | 200 |"), "{table}");
+    let resumed = ok(&["train", "--resume", out.to_str().unwrap(), "--quiet"]);
+    assert!(resumed.contains("| 1 | 200 |") && resumed.contains("| 2 | 200 |"), "nothing left to train: {resumed}");
+    let resubmitted = mt10(&["train", "--resume", out.to_str().unwrap(), "--slurm", "--submit"]).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    assert_eq!(resubmitted.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&resubmitted.stderr).contains("nothing to submit"));
+
+    // The SIGINT Slurm sends before a task's time limit (`--signal`) checkpoints the seed.
+    let long = scratch("slurm-long");
+    let mut args = vec!["train", "--out", long.to_str().unwrap(), "--seeds", "1", "--steps", "300", "--slurm", "--submit", "--slurm-opts", "--cpus-per-task=1"];
+    args.extend(TINY);
+    args.extend(["--set", "run.initial_updates=1000000"]);
+    let submitted = mt10(&args).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    let job = stderr.split("submitted job array ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{stderr}"));
+    wait_for(&long.join("seed-1/metrics.csv"));
+    let signalled = Command::new("scancel").args(["--signal=INT", "--batch", job]).env("SLURM_CONF", &cluster.conf).status().unwrap();
+    assert!(signalled.success());
+    let log = long.join("slurm/seed-1.log");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("interrupted; checkpoints written") {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after the signal: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(std::fs::read_dir(long.join("seed-1/checkpoints")).unwrap().count() > 0);
+    // Stopping the cluster while a job step still winds down would leave that step behind.
+    let queued = || Command::new("squeue").arg("--noheader").env("SLURM_CONF", &cluster.conf).output().unwrap().stdout;
+    while !queued().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(180), "the job never left the queue");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_dir_all(&long).unwrap();
+    drop(cluster);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bench_env_with_seeds_reports_the_total_and_one_seed_rates() {
+    let json: serde_json::Value = serde_json::from_str(&ok(&["bench", "env", "--seeds", "2", "--seconds", "1", "--json"])).unwrap();
+    assert_eq!(json["seeds"], 2, "{json}");
+    for rate in ["total_steps_per_s", "single_steps_per_s"] {
+        assert!(json[rate].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{json}");
+    }
+}

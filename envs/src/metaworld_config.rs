@@ -22,8 +22,8 @@ pub const MT10_TASKS: [&str; 10] = [
     "window-close",
 ];
 
-/// How the Python side steps the envs: one process (`sync`), or one process per env (`async`,
-/// wins only with many cores; it forks, so it must be created before libtorch starts threads).
+/// How the Python side steps the envs: one process (`sync`), or one worker process per env
+/// (`async`, started from a fork server, so safe at any time; it pays only with spare cores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VectorStrategy {

@@ -29,9 +29,8 @@
 //! worker processes); a worker that does not finish within [`SHUTDOWN_TIMEOUT`] is left behind
 //! with a message rather than hanging the process. An error in the env ends the thread and comes
 //! back from [`Worker::recv_step`]. Ctrl-C: the embedded interpreter installs no signal
-//! handlers, so SIGINT keeps its default (the process ends; `async` env processes share the
-//! terminal's process group and get it too); a binary that catches it to stop its loop gets the
-//! clean path by dropping the worker.
+//! handlers, so SIGINT keeps its default (the process ends; `async` env processes ignore it); a
+//! binary that catches it to stop its loop gets the clean path by dropping the worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

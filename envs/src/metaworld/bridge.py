@@ -6,6 +6,8 @@ per step and reads each array through one readonly view.
 """
 
 import functools
+import gc
+import multiprocessing
 import sys
 import threading
 import time
@@ -32,21 +34,52 @@ _BUILDING = threading.Lock()
 mujoco.set_mju_user_warning(lambda message: print(f"MuJoCo warning: {message}", file=sys.stderr))
 
 
+# `async` envs run in worker processes forked from a fork server (a clean process started for
+# the purpose), never from this one: by then libtorch may run threads, whose locks a fork would
+# copy in whatever state they are. Its workers start with Meta-World already imported.
+multiprocessing.set_forkserver_preload(["gymnasium", "metaworld"])
+AsyncVectorEnv = functools.partial(gym.vector.AsyncVectorEnv, context="forkserver")
+
+
 def make_envs(tasks, seed, vector_strategy, options):
     """`tasks=None`: all of MT10 through `Meta-World/MT10`; otherwise one `Meta-World/MT1`
     env per named task, in that order, with a one-hot as wide as the subset."""
-    if tasks is None:
-        return gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy=vector_strategy, **options)
-    # The MT1 entry point itself: `gym.make` would take `max_episode_steps` for its own wrapper.
-    entry_point = gym.registry["Meta-World/MT1"].entry_point
-    env_fns = [
-        functools.partial(
-            entry_point, env_name=f"{name}-v3", seed=seed, env_id=index, num_tasks=len(tasks), **options
+    if tasks is not None:
+        vector_env = AsyncVectorEnv if vector_strategy == "async" else gym.vector.SyncVectorEnv
+        return vector_env(task_env_fns(tasks, seed, options), autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    if vector_strategy == "sync":
+        return gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy="sync", **options)
+    # Meta-World's MT10 entry point looks `gym.vector.AsyncVectorEnv` up when it is called.
+    plain = gym.vector.AsyncVectorEnv
+    gym.vector.AsyncVectorEnv = AsyncVectorEnv
+    try:
+        return gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy="async", **options)
+    finally:
+        gym.vector.AsyncVectorEnv = plain
+
+
+def task_env_fns(tasks, seed, options):
+    """What the `Meta-World/MT1` entry point builds for each task, as picklable constructors
+    (`async` workers receive them pickled): the goals are drawn here, with `num_goals` passed the
+    way that entry point passes it, through a module global."""
+    options = dict(options)
+    metaworld._N_GOALS = options.pop("num_goals")
+    env_fns = []
+    for index, name in enumerate(tasks):
+        env_name = f"{name}-v3"
+        benchmark = metaworld.MT1(env_name, seed=seed)
+        env_fns.append(
+            functools.partial(
+                metaworld._init_each_env,
+                env_cls=benchmark.train_classes[env_name],
+                tasks=list(benchmark.train_tasks),
+                seed=seed,
+                env_id=index,
+                num_tasks=len(tasks),
+                **options,
+            )
         )
-        for index, name in enumerate(tasks)
-    ]
-    vector_env = gym.vector.AsyncVectorEnv if vector_strategy == "async" else gym.vector.SyncVectorEnv
-    return vector_env(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return env_fns
 
 
 class Bridge:
@@ -117,6 +150,10 @@ class Bridge:
 
     def close(self):
         self.envs.close()
+        # The embedded interpreter is never finalised: free the async envs' semaphores now, or
+        # multiprocessing's resource tracker reports them as leaked when the process ends.
+        self.envs = None
+        gc.collect()
 
 
 def plain_loop(bridge, steps):

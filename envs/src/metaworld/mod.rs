@@ -12,14 +12,16 @@
 //! [`MultiTaskEnv::instability_resets`]. With `async` the envs live in other processes whose
 //! MuJoCo state cannot be read cheaply, so only non-finite observations are caught there.
 //!
-//! `async` forks one process per env when the env is built: build it before libtorch (or CUDA)
-//! starts its threads, e.g. by spawning the [`crate::Worker`] before creating the networks.
+//! `async` runs one worker process per env, forked from a fork server that runs the venv's
+//! Python (`bridge.py`), never from this process, whose libtorch (or CUDA) threads a fork would
+//! copy mid-flight.
 
 mod bench;
 mod python;
 
-pub use bench::{bench_env, EnvBench};
+pub use bench::{bench_env, EnvBench, Stepper};
 pub use python::{ensure_python, SITE_PACKAGES_VAR};
+use python::start_fork_server;
 
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
@@ -28,7 +30,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use crate::{
     EnvError, EnvSpec, MetaWorldConfig, MultiTaskEnv, RewardNormalization, RunningStdNormalizer,
-    VecStep,
+    VecStep, VectorStrategy,
 };
 
 /// Meta-World's tasks are built with `np.random.seed(seed)`, which takes 32-bit seeds.
@@ -62,7 +64,11 @@ impl MetaWorldEnv {
             )?;
             options.set_item("terminate_on_success", config.terminate_on_success)?;
             let subset = (!config.tasks.is_empty()).then_some(&names);
-            let bridge = bridge_module(py)?.getattr("Bridge")?.call1((
+            let module = bridge_module(py)?;
+            if config.vector_strategy == VectorStrategy::Async {
+                start_fork_server(py)?;
+            }
+            let bridge = module.getattr("Bridge")?.call1((
                 subset,
                 seed,
                 config.vector_strategy.as_str(),

@@ -61,6 +61,7 @@ fn start() -> Startup {
             ));
         }
         add_site_packages_first(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
+        use_venv_python_for_workers(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
         py.import("metaworld").map_err(|err| {
             (
                 PythonSetupFailure::MetaWorldImport,
@@ -69,6 +70,36 @@ fn start() -> Startup {
         })?;
         Ok(())
     })
+}
+
+/// The `async` strategy's worker processes are started by running a Python (see `bridge.py`):
+/// embedded, `sys.executable` is this binary, so name the venv's.
+fn use_venv_python_for_workers(py: Python<'_>, site_packages: &str) -> PyResult<()> {
+    // <venv>/lib/pythonX.Y/site-packages
+    let python = Path::new(site_packages).ancestors().nth(3).map(|venv| venv.join("bin/python"));
+    match python.filter(|p| p.is_file()) {
+        Some(python) => py.import("multiprocessing")?.call_method1("set_executable", (python,)).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Starts multiprocessing's fork server, which forks the `async` envs' workers (`bridge.py`), with
+/// SIGINT ignored, as it and its workers then keep it: a terminal's Ctrl-C reaches the whole
+/// process group, and it is the trainer's to act on (checkpoint, then close the envs), not the
+/// workers' (who would die mid-step). Later calls find it running.
+pub(super) fn start_fork_server(py: Python<'_>) -> PyResult<()> {
+    let forkserver = py.import("multiprocessing.forkserver")?;
+    // SAFETY: zeroed `sigaction`s are valid; the previous action (e.g. a Ctrl-C handler) is put
+    // back as it was. A Ctrl-C in between is lost, and a second one still acts.
+    unsafe {
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut previous: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGINT, &ignore, &mut previous);
+        let started = forkserver.call_method0("ensure_running");
+        libc::sigaction(libc::SIGINT, &previous, std::ptr::null_mut());
+        started.map(drop)
+    }
 }
 
 /// `site.addsitedir` (which also runs the folder's `.pth` files), with the new entries moved in

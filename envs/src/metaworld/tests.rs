@@ -221,6 +221,31 @@ fn a_worker_builds_steps_and_closes_metaworld_on_its_own_thread() {
     drop(worker);
 }
 
+#[test]
+fn async_workers_come_from_a_fork_server_not_from_this_process_and_ignore_ctrl_c() {
+    let config = MetaWorldConfig {
+        vector_strategy: VectorStrategy::Async,
+        ..subset(&["reach", "push"], 5)
+    };
+    let env = MetaWorldEnv::new(&config, 0).unwrap();
+    // Per worker: its parent and whether SIGINT (bit 1 of the mask) is ignored.
+    let workers: Vec<(u32, bool)> = Python::attach(|py| {
+        let scope = locals(py, &env);
+        py.run(
+            c"def status(pid):\n    fields = dict(l.split(':', 1) for l in open(f'/proc/{pid}/status'))\n    return int(fields['PPid']), bool(int(fields['SigIgn'], 16) & 2)\nworkers = [status(p.pid) for p in bridge.envs.processes]",
+            Some(&scope),
+            None,
+        )?;
+        scope.get_item("workers")?.expect("the script sets it").extract()
+    })
+    .unwrap();
+    assert_eq!(workers.len(), 2);
+    for (parent, ignores_sigint) in workers {
+        assert_ne!(parent, std::process::id(), "a worker was forked from this process");
+        assert!(ignores_sigint, "a worker would die on a terminal's Ctrl-C");
+    }
+}
+
 fn locals<'py>(py: Python<'py>, env: &MetaWorldEnv) -> Bound<'py, PyDict> {
     let locals = PyDict::new(py);
     locals.set_item("bridge", env.bridge.bind(py)).unwrap();

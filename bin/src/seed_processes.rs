@@ -1,0 +1,171 @@
+//! Seeds trained as child processes of this binary, `jobs` at a time: each runs
+//! `mt10 train --resume DIR --only-seed S --child`, with its own embedded Python (one GIL per
+//! process: seeds stepped as threads of one interpreter take turns on it) and its own libtorch
+//! threads. A child reports its progress as status lines on stdout, drawn here; its stderr goes
+//! to `seed-<s>/stderr.log`.
+//!
+//! Ctrl-C: the children run in their own process groups, so a terminal's SIGINT reaches only
+//! this process, which forwards it ([`interrupt_children`]) and starts no further seed; each
+//! child checkpoints and exits with 130. Children die with this process (`PR_SET_PDEATHSIG`),
+//! so a killed or twice-interrupted parent leaves none behind still writing to the run.
+use crate::progress::{Progress, SeedState, SeedStatus};
+use crate::run_files::seed_dir;
+use anyhow::Context;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+/// Where each child's stderr goes, in its seed directory.
+pub const STDERR_LOG: &str = "stderr.log";
+
+/// The process ids of the running children; locked while one is started, so that a stop
+/// either prevents the start or reaches the new child.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// How a child ended.
+pub enum SeedEnd {
+    Finished,
+    Interrupted,
+    /// Why: its exit status and the last line it wrote to stderr, or why it could not start.
+    Failed(String),
+}
+
+pub struct SeedProcesses<'a> {
+    pub run_dir: &'a Path,
+    pub seeds: &'a [u64],
+    pub jobs: usize,
+    pub stop: &'static AtomicBool,
+    pub progress: &'a Progress,
+}
+
+impl SeedProcesses<'_> {
+    /// Trains the seeds (slot `i` is `seeds[i]`) and returns how each one that was started
+    /// ended; after a stop no further seed is started. A failed seed is reported on stderr when
+    /// it ends; the others go on.
+    pub fn run(&self) -> anyhow::Result<Vec<(u64, SeedEnd)>> {
+        let exe = std::env::current_exe().context("cannot find the mt10 executable to start the seeds")?;
+        let (ended_tx, ended_rx) = mpsc::channel();
+        Ok(std::thread::scope(|scope| {
+            let (mut next, mut running, mut ends) = (0, 0, Vec::new());
+            loop {
+                while running < self.jobs && next < self.seeds.len() {
+                    let mut children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+                    if self.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let (slot, seed) = (next, self.seeds[next]);
+                    next += 1;
+                    let child = match self.spawn(&exe, seed) {
+                        Ok(child) => child,
+                        Err(error) => {
+                            eprintln!("mt10: seed {seed} failed: cannot start its process: {error:#}");
+                            ends.push((seed, SeedEnd::Failed(format!("{error:#}"))));
+                            continue;
+                        }
+                    };
+                    children.push(child.id());
+                    drop(children);
+                    let ended = ended_tx.clone();
+                    let log = seed_dir(self.run_dir, seed).join(STDERR_LOG);
+                    scope.spawn(move || {
+                        let end = follow(child, slot, self.progress, &log);
+                        let _ = ended.send((slot, end));
+                    });
+                    running += 1;
+                }
+                if running == 0 {
+                    return ends;
+                }
+                let (slot, end) = ended_rx.recv().expect("a child's thread sends how it ended");
+                running -= 1;
+                if let SeedEnd::Failed(why) = &end {
+                    eprintln!("mt10: seed {} failed: {why}", self.seeds[slot]);
+                }
+                ends.push((self.seeds[slot], end));
+            }
+        }))
+    }
+
+    fn spawn(&self, exe: &Path, seed: u64) -> anyhow::Result<Child> {
+        let dir = seed_dir(self.run_dir, seed);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(STDERR_LOG))?;
+        let mut command = Command::new(exe);
+        command
+            .args(["train", "--child", "--resume"])
+            .arg(self.run_dir)
+            .args(["--only-seed", &seed.to_string(), "--jobs", &self.jobs.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(command.spawn()?)
+    }
+}
+
+/// Draws the child's status reports until its stdout closes, then waits for it.
+fn follow(mut child: Child, slot: usize, progress: &Progress, log: &Path) -> SeedEnd {
+    let mut last = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((status, event)) = SeedStatus::from_report(&line) {
+                progress.update(slot, status.clone(), event);
+                last = Some(status);
+            }
+        }
+    }
+    // Forgotten before it is reaped, after which its pid could belong to another process.
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).retain(|&pid| pid != child.id());
+    let status = child.wait();
+    let end = match status {
+        Ok(status) => classify(status, log),
+        Err(error) => SeedEnd::Failed(format!("cannot wait for its process: {error}")),
+    };
+    if let (SeedEnd::Failed(_), Some(status)) = (&end, last) {
+        progress.update(slot, SeedStatus { state: SeedState::Failed, ..status }, true);
+    }
+    end
+}
+
+fn classify(status: ExitStatus, log: &Path) -> SeedEnd {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => SeedEnd::Finished,
+        // A SIGINT before the child's own handler was installed ends it without a checkpoint;
+        // it then resumes from its last one, as after any stop.
+        (Some(130), _) | (_, Some(libc::SIGINT)) => SeedEnd::Interrupted,
+        _ => {
+            let how = status.code().map_or_else(|| format!("killed by signal {}", status.signal().unwrap_or(0)), |c| format!("exit status {c}"));
+            let last_line = last_line(log).unwrap_or_else(|| "no error message".into());
+            SeedEnd::Failed(format!("{how}: {last_line} (full log: {})", log.display()))
+        }
+    }
+}
+
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+}
+
+/// Forwards a SIGINT to every running child (each then checkpoints and exits with 130).
+pub fn interrupt_children() {
+    for &pid in CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        // SAFETY: kill has no memory effects; listed children are not reaped yet, so their
+        // pids are still theirs.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        }
+    }
+}
