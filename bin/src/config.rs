@@ -178,7 +178,7 @@ fn one_line(message: &str) -> String {
 #[command(mut_arg("method", |arg| arg.required(false)))]
 pub struct ConfigArgs {
     /// A preset from configs/: mtrl (the papers' MT10 protocol), mt10-cpu (the same, sized for
-    /// about 45 minutes a seed on 2 cores), plus, toy (no Python, minutes), smoke (MetaWorld, minutes)
+    /// about 40 minutes a seed on 2 cores), plus, toy (no Python, minutes), smoke (MetaWorld, minutes)
     #[arg(long, default_value = "mtrl", conflicts_with = "config")]
     pub preset: String,
     /// A TOML config file (see configs/) instead of a preset
