@@ -26,7 +26,7 @@ pub enum Command {
     Update(UpdateArgs),
     /// Short trainings (same seed) per weight-update frequency: time per update, solver share,
     /// success reached
-    Freq(FreqArgs),
+    Freq(Box<FreqArgs>),
 }
 
 #[derive(Debug, clap::Args)]

@@ -34,7 +34,7 @@ struct Cli {
 enum Command {
     /// Train seeds of one method: `mt10 train --method fairgrad --alpha 2 --seeds 10`
     #[command(allow_negative_numbers = true)]
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Evaluate a checkpoint with the deterministic policy: per-task success and returns
     Eval(eval::Args),
     /// Benchmarks: env stepping, update cost per method, weight-update frequency
