@@ -40,6 +40,13 @@ impl SeedResult {
     fn last(&self) -> &MetricsRow {
         self.evaluations.last().expect("seeds have evaluations")
     }
+
+    /// Each task's share of successful evaluations over the second half of the run: with one
+    /// evaluation episode per task the best evaluation is a lucky draw, this is not.
+    fn second_half_task_success(&self) -> Vec<f64> {
+        let half: Vec<&MetricsRow> = self.evaluations.iter().filter(|row| 2 * row.step >= self.last().step).collect();
+        (0..self.last().success.len()).map(|task| mean(&half.iter().map(|row| row.success[task]).collect::<Vec<_>>())).collect()
+    }
 }
 
 struct Group {
@@ -95,11 +102,16 @@ fn per_seed(group: &Group, value: impl Fn(&SeedResult) -> f64) -> Vec<f64> {
     group.seeds.iter().map(value).collect()
 }
 
-/// Mean and s.e.m. over seeds of the best success, the best at the mtrl cadence and the final
-/// success.
-fn headline(group: &Group) -> [(f64, f64); 3] {
-    [per_seed(group, |s| s.best().mean_success()), per_seed(group, SeedResult::best_at_mtrl_cadence), per_seed(group, |s| s.last().mean_success())]
-        .map(|values| (mean(&values), sem(&values)))
+/// Mean and s.e.m. over seeds of the best success, the best at the mtrl cadence, the final
+/// success and the mean success over the second half.
+fn headline(group: &Group) -> [(f64, f64); 4] {
+    [
+        per_seed(group, |s| s.best().mean_success()),
+        per_seed(group, SeedResult::best_at_mtrl_cadence),
+        per_seed(group, |s| s.last().mean_success()),
+        per_seed(group, |s| mean(&s.second_half_task_success())),
+    ]
+    .map(|values| (mean(&values), sem(&values)))
 }
 
 /// Each task's success at each seed's best evaluation, averaged over seeds.
@@ -107,16 +119,22 @@ fn task_success(group: &Group) -> Vec<f64> {
     (0..group.tasks.len()).map(|task| mean(&per_seed(group, |s| s.best().success[task]))).collect()
 }
 
+/// Each task's share of successful evaluations over the second half, averaged over seeds.
+fn second_half_task_success(group: &Group) -> Vec<f64> {
+    let per_seed: Vec<Vec<f64>> = group.seeds.iter().map(SeedResult::second_half_task_success).collect();
+    (0..group.tasks.len()).map(|task| mean(&per_seed.iter().map(|s| s[task]).collect::<Vec<_>>())).collect()
+}
+
 fn markdown(groups: &[Group]) -> String {
     let mut text = String::from(
-        "| method | seeds | steps | best success | best success (mtrl cadence) | final success |\n|---|---:|---:|---:|---:|---:|\n",
+        "| method | seeds | steps | best success | best success (mtrl cadence) | final success | success, second half |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for group in groups {
-        let [best, best_mtrl, last] = headline(group);
+        let [best, best_mtrl, last, second_half] = headline(group);
         let steps = group.seeds.iter().map(|s| s.last().step).min().unwrap_or(0);
         let cadences: Vec<String> = distinct(group.seeds.iter().map(|s| s.mtrl_cadence.to_string()));
         text.push_str(&format!(
-            "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} (every {}) | {:.3} +- {:.3} |\n",
+            "| {} | {} | {steps} | {:.3} +- {:.3} | {:.3} +- {:.3} (every {}) | {:.3} +- {:.3} | {:.3} +- {:.3} |\n",
             group.label,
             group.seeds.len(),
             best.0,
@@ -125,20 +143,30 @@ fn markdown(groups: &[Group]) -> String {
             best_mtrl.1,
             cadences.join("/"),
             last.0,
-            last.1
+            last.1,
+            second_half.0,
+            second_half.1
         ));
     }
     text.push_str(
         "\nBest success: each seed's best mean success over its evaluations (every `run.eval_every` steps, as the FairGrad \
          paper says), mean +- s.e.m. over seeds. Best success (mtrl cadence): the same over only the evaluations the papers' \
          MT10 code makes, at steps divisible by both the evaluation interval and the episode length (every 30,000 steps \
-         under the `mtrl` preset).\n\n",
+         under the `mtrl` preset). Success, second half: the mean success over the evaluations in the second half of each \
+         seed's steps, mean +- s.e.m. over seeds; unlike the best, it does not reward a lucky evaluation.\n\n",
     );
     for group in groups {
-        text.push_str(&format!("Per-task success of `{}` (at each seed's best evaluation, mean over seeds):\n\n", group.label));
-        text.push_str(&format!("| {} |\n|{}\n", group.tasks.join(" | "), "---:|".repeat(group.tasks.len())));
-        let values: Vec<String> = task_success(group).iter().map(|v| format!("{v:.2}")).collect();
-        text.push_str(&format!("| {} |\n\n", values.join(" | ")));
+        text.push_str(&format!(
+            "Per-task success of `{}` (at each seed's best evaluation, and the share of successful evaluations in the second \
+             half; mean over seeds):\n\n",
+            group.label
+        ));
+        text.push_str(&format!("| | {} |\n|---|{}\n", group.tasks.join(" | "), "---:|".repeat(group.tasks.len())));
+        for (row, values) in [("best evaluation", task_success(group)), ("second half", second_half_task_success(group))] {
+            let values: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+            text.push_str(&format!("| {row} | {} |\n", values.join(" | ")));
+        }
+        text.push('\n');
     }
     text
 }
@@ -156,18 +184,22 @@ fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
 fn csv(groups: &[Group]) -> String {
     let tasks: Vec<&String> = distinct(groups.iter().flat_map(|g| &g.tasks));
     let mut text = String::from(
-        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem",
+        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem,\
+         second_half_success_mean,second_half_success_sem",
     );
-    tasks.iter().for_each(|t| text.push_str(&format!(",success:{t}")));
+    for prefix in ["success", "second_half_success"] {
+        tasks.iter().for_each(|t| text.push_str(&format!(",{prefix}:{t}")));
+    }
     text.push('\n');
     for group in groups {
         let headline: Vec<String> = headline(group).iter().map(|(mean, sem)| format!("{mean},{sem}")).collect();
         text.push_str(&format!("\"{}\",{},{}", group.label, group.seeds.len(), headline.join(",")));
-        let per_task = task_success(group);
-        for task in &tasks {
-            match group.tasks.iter().position(|t| t == *task) {
-                Some(i) => text.push_str(&format!(",{}", per_task[i])),
-                None => text.push(','),
+        for per_task in [task_success(group), second_half_task_success(group)] {
+            for task in &tasks {
+                match group.tasks.iter().position(|t| t == *task) {
+                    Some(i) => text.push_str(&format!(",{}", per_task[i])),
+                    None => text.push(','),
+                }
             }
         }
         text.push('\n');
@@ -253,5 +285,9 @@ mod tests {
         };
         assert_eq!(seed.best().mean_success(), 0.9);
         assert_eq!(seed.best_at_mtrl_cadence(), 0.4);
+        // The second half of 40,000 steps: the evaluations at 20,000, 30,000 and 40,000.
+        let second_half = seed.second_half_task_success();
+        assert_eq!(second_half.len(), 1);
+        assert!((second_half[0] - (0.5 + 0.4 + 0.2) / 3.0).abs() < 1e-12, "{second_half:?}");
     }
 }

@@ -252,8 +252,11 @@ fn report_groups_two_runs_by_method_into_tables_and_plots() {
     let csv = std::fs::read_to_string(report.join("report.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.starts_with(
-        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem,success:reach-0-loud"
+        "method,seeds,best_success_mean,best_success_sem,best_success_mtrl_cadence_mean,best_success_mtrl_cadence_sem,final_success_mean,final_success_sem,\
+         second_half_success_mean,second_half_success_sem,success:reach-0-loud"
     ));
+    assert!(csv.lines().next().unwrap().contains(",second_half_success:reach-0-loud"), "{csv}");
+    assert!(table.contains("| second half |"), "{table}");
     for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png"] {
         let bytes = std::fs::read(report.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
