@@ -2,11 +2,12 @@
 own scripted policy (which solves the task) and of a policy that never moves, under a reward
 version, with the papers' fixed goals.
 
-When the scripted policy's return is not above the still policy's, reward maximisation cannot
-be expected to learn the task: the reward, not the learner, is what fails. Meta-World v3's port
-of the v1 rewards (the `mtrl` protocol's) has such a task: window-open, whose handle position
-starts 0.24 from the goal while its v1 reward assumes at most 0.2, so reaching the handle costs
-about -37 a step until the window has moved.
+When the scripted policy's return is not above the still policy's, the reward does not pay for
+the usual route to success, and a learner that maximises it must find another one or fail: the
+reward, not the learner, is what fails. Meta-World v3's port of the v1 rewards (the `mtrl`
+protocol's) has such a task: window-open, whose handle position starts 0.24 from the goal while
+its v1 reward assumes at most 0.2, so reaching the handle costs about -37 a step until the window
+has moved 4 cm.
 
     .venv/bin/python scripts/reward_check.py [--reward-version v1|v2] [--seed N] [--json]
 """
