@@ -252,7 +252,11 @@ fn read_sweep(dir: &Path) -> anyhow::Result<SweepFile> {
         bail!("{} is not a sweep directory (it has no {SWEEP_FILE})", dir.display());
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message().trim()))
+    let sweep: SweepFile = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message().trim()))?;
+    if sweep.row.is_empty() {
+        bail!("{} lists no rows", path.display());
+    }
+    Ok(sweep)
 }
 
 /// The runs without a summary, each with its array index: row `i`'s `j`-th seed is

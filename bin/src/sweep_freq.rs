@@ -165,6 +165,13 @@ fn plot(path: &Path, rows: &[FreqRow]) -> anyhow::Result<()> {
             .label(&row.name)
             .legend(move |(px, py)| Circle::new((px + 10, py), 5, color.filled()));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_error)?;
+    // Slow rows with low success are the rarest: the legend goes there.
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)?;
     root.present().map_err(plot_error)
 }
