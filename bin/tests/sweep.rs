@@ -1,5 +1,6 @@
 //! `mt10 sweep` and `mt10 bench freq` end to end on the toy suite (no Python in the trainings),
-//! with tiny settings so that each run takes seconds.
+//! with tiny settings so that each run takes seconds. The Slurm test starts a one-node cluster:
+//! run this file as `flock /tmp/mt10-slurm.lock cargo test --release -p mt10 --test sweep`.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
@@ -242,5 +243,60 @@ fn a_slurm_sweep_is_one_job_array_whose_index_names_the_row_and_seed() {
         assert_eq!(line.trim(), format!("train --resume {}/{row} --only-seed {seed} --jobs 1 --quiet", out.display()), "task {index}: {script}");
     }
     assert!(!out.join("ls/seed-1").exists(), "--slurm without --submit trains nothing here");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A one-node Slurm cluster (scripts/slurm-local) for the length of a test.
+struct LocalSlurm {
+    dir: PathBuf,
+    conf: String,
+}
+
+impl LocalSlurm {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/slurm-local");
+
+    fn start(dir: PathBuf) -> Self {
+        let out = Command::new(Self::SCRIPT).arg("start").arg(&dir).output().unwrap();
+        let cluster = Self { dir, conf: String::from_utf8_lossy(&out.stdout).trim().to_string() };
+        assert!(out.status.success(), "the local Slurm cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
+        cluster
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        Command::new("squeue").arg("--noheader").env("SLURM_CONF", &self.conf).output().unwrap().stdout.is_empty()
+    }
+}
+
+impl Drop for LocalSlurm {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::SCRIPT).arg("stop").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_sweep_trains_as_one_slurm_job_array_and_resume_writes_its_table() {
+    if !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join("sbatch").is_file()) {
+        eprintln!("SKIPPED a_sweep_trains_as_one_slurm_job_array_and_resume_writes_its_table: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
+        return;
+    }
+    let cluster = LocalSlurm::start(scratch("slurm-cluster"));
+    let out = scratch("slurm-sweep");
+    let submit = args(&["sweep", "--methods", "ls,fairgrad", "--seeds", "1", "--steps", "200", "--slurm", "--submit", "--slurm-opts", "--cpus-per-task=1 --time 10"], &out, &[]);
+    let submitted = mt10(&submit).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success() && stderr.contains("submitted job array"), "{stderr}");
+    for (index, row) in [(0, "ls"), (1, "fairgrad")] {
+        let log = out.join(format!("slurm/task-{index}.log"));
+        wait_until(&format!("{row} trained under Slurm ({})", log.display()), || out.join(format!("{row}/seed-1/summary.json")).exists());
+    }
+    let table = ok(&["sweep", "--resume", out.to_str().unwrap(), "--quiet"]);
+    assert!(table.contains("| ls | 1 | 200 |") && table.contains("| fairgrad | 1 | 200 |"), "{table}");
+    let resubmitted = mt10(&["sweep", "--resume", out.to_str().unwrap(), "--slurm", "--submit"]).env("SLURM_CONF", &cluster.conf).output().unwrap();
+    assert_eq!(resubmitted.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&resubmitted.stderr).contains("nothing to submit"));
+    // Stopping the cluster while a job step still winds down would leave that step behind.
+    wait_until("the array leaving the queue", || cluster.queue_is_empty());
+    drop(cluster);
     std::fs::remove_dir_all(&out).unwrap();
 }
