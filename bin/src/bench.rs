@@ -1,13 +1,8 @@
 //! `mt10 bench env | update | freq`: env stepping through the bridge against plain Python, the
 //! cost of an update per combiner, and the Nash-MTL-k trade-off (weights recomputed every k
-//! updates) measured on short trainings.
-use crate::config::{ConfigArgs, RunConfig};
-use crate::plot::{self, Panel, Series};
-use crate::progress::Progress;
-use crate::run_files::{seed_dir, Summary};
-use crate::train::{create_run_dir, share_cores, utc_timestamp};
-use crate::trainer::{train_seed, SeedJob, SeedOutcome};
-use crate::{Interrupted, UsageError};
+//! updates) as a sweep over k with baselines (the Nash-MTL paper's Table 5).
+use crate::sweep::{run_sweep, Row, SweepArgs, Table};
+use crate::UsageError;
 use agent::bench::{update_benchmark, Reference, UpdateBenchmark};
 use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
@@ -16,7 +11,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command as Process, Stdio};
-use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -24,8 +18,8 @@ pub enum Command {
     Env(EnvArgs),
     /// Milliseconds per SAC update per combiner, on synthetic MT10-shaped data
     Update(UpdateArgs),
-    /// Short trainings (same seed) per weight-update frequency: time per update, solver share,
-    /// success reached
+    /// A sweep over the weight-update frequency k (rows `<method>-<k>`) and baselines: success,
+    /// runtime per episode, ms per update, solver share, fallbacks
     Freq(Box<FreqArgs>),
 }
 
@@ -81,19 +75,14 @@ pub struct UpdateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct FreqArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    /// Weight-update frequencies k to compare
-    #[arg(long, value_delimiter = ',', required = true, value_name = "K,...")]
+    /// Weight-update frequencies k, one row each (`<method>-<k>`)
+    #[arg(long, value_delimiter = ',', value_name = "K,...", required_unless_present = "resume", conflicts_with = "resume")]
     every: Vec<usize>,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Output directory for the CSV, the plot and the trainings [default: runs/freq-<method>-<UTC time>]
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// No progress lines
-    #[arg(long)]
-    quiet: bool,
+    /// Baseline rows, each method with its defaults (k = 1); runtimes are compared with `ls`
+    #[arg(long, value_delimiter = ',', value_name = "METHODS", default_value = "ls", conflicts_with = "resume")]
+    baselines: Vec<String>,
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 pub fn run(command: &Command) -> anyhow::Result<()> {
@@ -263,85 +252,14 @@ impl Drop for TorchScript {
 }
 
 fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
-    if args.config.update_weights_every.is_some() {
+    if args.sweep.config.update_weights_every.is_some() {
         return Err(UsageError(anyhow!("bench freq sets the frequency from --every; drop --update-weights-every")).into());
     }
-    let base = args.config.resolve()?;
-    let mut configs = Vec::new();
-    for &every in &args.every {
-        let mut config = base.clone();
-        config.agent.combine.update_weights_every = every;
-        config.run.seeds = vec![args.seed];
-        config.validate().map_err(UsageError)?;
-        configs.push(config);
-    }
-    let method = base.agent.combine.combiner.method;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("freq-{method}-{}", utc_timestamp())));
-    share_cores(1);
-    let stop = AtomicBool::new(false);
-    let progress = Progress::new(configs.len(), args.quiet);
-    let mut rows = Vec::new();
-    for (slot, config) in configs.iter().enumerate() {
-        let every = config.agent.combine.update_weights_every;
-        let run_dir = out.join(format!("every-{every}"));
-        create_run_dir(&run_dir, config)?;
-        let job = SeedJob { config, seed: args.seed, dir: seed_dir(&run_dir, args.seed), stop: &stop, progress: &progress, slot };
-        match train_seed(&job).with_context(|| format!("every {every}"))? {
-            SeedOutcome::Finished(summary) => rows.push((every, summary)),
-            SeedOutcome::Interrupted => return Err(Interrupted.into()),
-        }
-    }
-    let table = freq_table(&base, &rows);
-    print!("{table}");
-    std::fs::write(out.join("freq.md"), &table)?;
-    std::fs::write(out.join("freq.csv"), freq_csv(&rows))?;
-    plot_freq(&out.join("freq.png"), method, &rows)?;
-    eprintln!("mt10: wrote {}/freq.md, freq.csv and freq.png", out.display());
-    Ok(())
-}
-
-fn freq_table(base: &RunConfig, rows: &[(usize, Summary)]) -> String {
-    let mut table = format!("{}, {} steps, seed {}\n\n", base.agent.combine.combiner.method, base.run.steps, rows.first().map_or(0, |r| r.1.seed));
-    table.push_str("| every k | ms/update | solver time | best success | final success | wall time |\n|---:|---:|---:|---:|---:|---:|\n");
-    for (every, s) in rows {
-        table.push_str(&format!(
-            "| {every} | {:.2} | {:.1}% | {:.3} | {:.3} | {} |\n",
-            s.update_ms,
-            100.0 * s.solver_time_share,
-            s.best_success,
-            s.final_success,
-            crate::progress::format_duration(std::time::Duration::from_secs_f64(s.wall_time_s))
-        ));
-    }
-    table
-}
-
-fn freq_csv(rows: &[(usize, Summary)]) -> String {
-    let mut csv = String::from("every,ms_per_update,solver_time_share,best_success,final_success,wall_time_s,steps\n");
-    for (every, s) in rows {
-        csv.push_str(&format!("{every},{},{},{},{},{},{}\n", s.update_ms, s.solver_time_share, s.best_success, s.final_success, s.wall_time_s, s.steps));
-    }
-    csv
-}
-
-fn plot_freq(path: &std::path::Path, method: Method, rows: &[(usize, Summary)]) -> anyhow::Result<()> {
-    let series = |label: &str, value: fn(&Summary) -> f64| Series {
-        label: label.to_string(),
-        points: rows.iter().map(|(every, s)| (*every as f64, value(s))).collect(),
-        band: None,
-    };
-    let panel = |title: &str, y_label: &str, series: Vec<Series>| Panel {
-        title: format!("{method}: {title}"),
-        x_label: "weights recomputed every k updates".into(),
-        y_label: y_label.into(),
-        series,
-        log_x: true,
-    };
-    plot::draw(
-        path,
-        &[
-            panel("time per update", "ms per update", vec![series("ms/update", |s| s.update_ms)]),
-            panel("success reached", "success", vec![series("best", |s| s.best_success), series("final", |s| s.final_success)]),
-        ],
-    )
+    run_sweep(&args.sweep, Table::Freq, |base| {
+        let method = base.agent.combine.combiner.method;
+        let every = |k: usize| format!("agent.combine.update_weights_every={k}");
+        let mut rows: Vec<Row> = args.every.iter().map(|&k| Row { name: format!("{method}-{k}"), method: None, set: vec![every(k)] }).collect();
+        rows.extend(args.baselines.iter().map(|b| Row { name: b.clone(), method: Some(b.clone()), set: vec![every(1)] }));
+        Ok(rows)
+    })
 }

@@ -139,10 +139,7 @@ impl RunConfig {
     /// The steps at which mtrl (the papers' MT10 code) evaluates: multiples of both the
     /// evaluation interval and the episode length (30,000 under the `mtrl` preset).
     pub fn mtrl_eval_cadence(&self) -> u64 {
-        let episode = match &self.env {
-            EnvConfig::Toy(toy) => toy.max_episode_steps,
-            EnvConfig::MetaWorld(mw) => mw.max_episode_steps,
-        } as u64;
+        let episode = self.episode_steps();
         let gcd = |mut a: u64, mut b: u64| {
             while b != 0 {
                 (a, b) = (b, a % b);
@@ -150,6 +147,14 @@ impl RunConfig {
             a
         };
         self.run.eval_every / gcd(self.run.eval_every, episode) * episode
+    }
+
+    /// The steps of one training episode (`env.max_episode_steps`).
+    pub fn episode_steps(&self) -> u64 {
+        (match &self.env {
+            EnvConfig::Toy(toy) => toy.max_episode_steps,
+            EnvConfig::MetaWorld(mw) => mw.max_episode_steps,
+        }) as u64
     }
 
     /// A short label for file names and tables: the method and its non-default settings.

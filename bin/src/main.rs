@@ -16,6 +16,8 @@ mod run_files;
 mod seed_processes;
 mod slurm;
 mod stats;
+mod sweep;
+mod sweep_freq;
 mod train;
 mod trainer;
 mod weights;
@@ -35,6 +37,10 @@ enum Command {
     /// Train seeds of one method: `mt10 train --method fairgrad --alpha 2 --seeds 10`
     #[command(allow_negative_numbers = true)]
     Train(Box<train::Args>),
+    /// Train every row (a method with its options, an architecture) on the same seeds, then one
+    /// table: `mt10 sweep --methods ls,pcgrad,cagrad,nash,famo,fairgrad --seeds 10`
+    #[command(allow_negative_numbers = true)]
+    Sweep(Box<sweep::Args>),
     /// Evaluate a checkpoint with the deterministic policy: per-task success and returns
     Eval(eval::Args),
     /// Benchmarks: env stepping, update cost per method, weight-update frequency
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Bench(command) => bench::run(&command),
         Command::Report(args) => report::run(&args),

@@ -52,17 +52,16 @@ impl SeedStatus {
         serde_json::from_str::<Report>(line.strip_prefix(REPORT_PREFIX)?).ok().map(|r| (r.status, r.event))
     }
 
-    fn line(&self) -> String {
+    /// The seed's line, named `label` where one is given (a sweep's `fairgrad seed 3`).
+    fn line(&self, label: Option<&String>) -> String {
         let eta = if self.steps_per_s > 0.0 && self.step < self.steps {
             format_duration(Duration::from_secs_f64((self.steps - self.step) as f64 / self.steps_per_s))
         } else {
             "-".into()
         };
         let success = self.last_success.map_or("-".into(), |s| format!("{s:.2}"));
-        format!(
-            "seed {:<4} {:>9}/{:<9} {:>8.1} steps/s  ETA {:>8}  eval success {success}  {}",
-            self.seed, self.step, self.steps, self.steps_per_s, eta, self.state
-        )
+        let name = label.map_or_else(|| format!("seed {:<4}", self.seed), |label| format!("{label:<14}"));
+        format!("{name} {:>9}/{:<9} {:>8.1} steps/s  ETA {:>8}  eval success {success}  {}", self.step, self.steps, self.steps_per_s, eta, self.state)
     }
 }
 
@@ -94,6 +93,8 @@ enum Mode {
 
 pub struct Progress {
     mode: Mode,
+    /// What names each slot's line; empty: its seed.
+    labels: Vec<String>,
     state: Mutex<Board>,
 }
 
@@ -115,13 +116,19 @@ impl Progress {
         Self::with_mode(slots, mode)
     }
 
+    /// One line per slot named by its label (a sweep's runs share seed numbers).
+    pub fn labelled(labels: Vec<String>, quiet: bool) -> Self {
+        let slots = labels.len();
+        Self { labels, ..Self::new(slots, quiet) }
+    }
+
     /// One seed trained in a child process: reports go to the parent on stdout.
     pub fn for_parent() -> Self {
         Self::with_mode(1, Mode::Parent)
     }
 
     fn with_mode(slots: usize, mode: Mode) -> Self {
-        Self { mode, state: Mutex::new(Board { lines: vec![None; slots], drawn: 0, last_draw: None }) }
+        Self { mode, labels: Vec::new(), state: Mutex::new(Board { lines: vec![None; slots], drawn: 0, last_draw: None }) }
     }
 
     /// Updates a seed's line; `event` (an evaluation, the end) always shows, steps are throttled.
@@ -130,12 +137,12 @@ impl Progress {
         let due = event || board.last_draw.is_none_or(|t| t.elapsed() >= REDRAW);
         match self.mode {
             Mode::Quiet => {}
-            Mode::Log if event => eprintln!("{}", status.line()),
+            Mode::Log if event => eprintln!("{}", status.line(self.labels.get(slot))),
             Mode::Log => {}
             Mode::Terminal => {
                 board.lines[slot] = Some(status);
                 if due {
-                    board.redraw();
+                    board.redraw(&self.labels);
                 }
             }
             Mode::Parent => {
@@ -152,13 +159,13 @@ impl Progress {
 }
 
 impl Board {
-    fn redraw(&mut self) {
+    fn redraw(&mut self, labels: &[String]) {
         let mut err = std::io::stderr().lock();
         let mut text = String::new();
         if self.drawn > 0 {
             text.push_str(&format!("\x1b[{}A", self.drawn));
         }
-        let lines: Vec<String> = self.lines.iter().flatten().map(SeedStatus::line).collect();
+        let lines: Vec<String> = self.lines.iter().enumerate().filter_map(|(slot, status)| Some(status.as_ref()?.line(labels.get(slot)))).collect();
         for line in &lines {
             text.push_str(&format!("\x1b[2K{line}\n"));
         }

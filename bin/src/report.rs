@@ -56,17 +56,22 @@ struct Group {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let groups = load(&args.runs).map_err(UsageError)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    generate(&args.runs, &args.out)
+}
+
+/// The table (printed, and as report.md and report.csv) and the plots of `runs`, into `out`.
+pub fn generate(runs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+    let groups = load(runs).map_err(UsageError)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let markdown = markdown(&groups);
     print!("{markdown}");
-    std::fs::write(args.out.join("report.md"), &markdown)?;
-    std::fs::write(args.out.join("report.csv"), csv(&groups))?;
-    plot_success(&args.out.join("success.png"), &groups)?;
+    std::fs::write(out.join("report.md"), &markdown)?;
+    std::fs::write(out.join("report.csv"), csv(&groups))?;
+    plot_success(&out.join("success.png"), &groups)?;
     for group in &groups {
-        plot_weights(&args.out.join(format!("weights-{}.png", file_name(&group.label))), group)?;
+        plot_weights(&out.join(format!("weights-{}.png", file_name(&group.label))), group)?;
     }
-    eprintln!("mt10: wrote report.md, report.csv, success.png and weights-*.png to {}", args.out.display());
+    eprintln!("mt10: wrote report.md, report.csv, success.png and weights-*.png to {}", out.display());
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::run_files::seed_dir;
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -34,43 +34,50 @@ pub enum SeedEnd {
     Failed(String),
 }
 
+/// One seed of a run directory (`mt10 train` trains one run's seeds, `mt10 sweep` many runs').
+pub struct SeedRun {
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    /// How messages name it: `seed 3`, or `fairgrad seed 3` in a sweep.
+    pub label: String,
+}
+
 pub struct SeedProcesses<'a> {
-    pub run_dir: &'a Path,
-    pub seeds: &'a [u64],
+    pub runs: &'a [SeedRun],
     pub jobs: usize,
     pub stop: &'static AtomicBool,
     pub progress: &'a Progress,
 }
 
 impl SeedProcesses<'_> {
-    /// Trains the seeds (slot `i` is `seeds[i]`) and returns how each one that was started
-    /// ended; after a stop no further seed is started. A failed seed is reported on stderr when
-    /// it ends; the others go on.
-    pub fn run(&self) -> anyhow::Result<Vec<(u64, SeedEnd)>> {
+    /// Trains the seeds (slot `i` is `runs[i]`) and returns how each one that was started
+    /// ended, by slot; after a stop no further seed is started. A failed seed is reported on
+    /// stderr when it ends; the others go on.
+    pub fn run(&self) -> anyhow::Result<Vec<(usize, SeedEnd)>> {
         let exe = std::env::current_exe().context("cannot find the mt10 executable to start the seeds")?;
         let (ended_tx, ended_rx) = mpsc::channel();
         Ok(std::thread::scope(|scope| {
             let (mut next, mut running, mut ends) = (0, 0, Vec::new());
             loop {
-                while running < self.jobs && next < self.seeds.len() {
+                while running < self.jobs && next < self.runs.len() {
                     let mut children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
                     if self.stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let (slot, seed) = (next, self.seeds[next]);
+                    let (slot, run) = (next, &self.runs[next]);
                     next += 1;
-                    let child = match self.spawn(&exe, seed) {
+                    let child = match self.spawn(&exe, run) {
                         Ok(child) => child,
                         Err(error) => {
-                            eprintln!("mt10: seed {seed} failed: cannot start its process: {error:#}");
-                            ends.push((seed, SeedEnd::Failed(format!("{error:#}"))));
+                            eprintln!("mt10: {} failed: cannot start its process: {error:#}", run.label);
+                            ends.push((slot, SeedEnd::Failed(format!("{error:#}"))));
                             continue;
                         }
                     };
                     children.push(child.id());
                     drop(children);
                     let ended = ended_tx.clone();
-                    let log = seed_dir(self.run_dir, seed).join(STDERR_LOG);
+                    let log = seed_dir(&run.run_dir, run.seed).join(STDERR_LOG);
                     scope.spawn(move || {
                         let end = follow(child, slot, self.progress, &log);
                         let _ = ended.send((slot, end));
@@ -83,22 +90,22 @@ impl SeedProcesses<'_> {
                 let (slot, end) = ended_rx.recv().expect("a child's thread sends how it ended");
                 running -= 1;
                 if let SeedEnd::Failed(why) = &end {
-                    eprintln!("mt10: seed {} failed: {why}", self.seeds[slot]);
+                    eprintln!("mt10: {} failed: {why}", self.runs[slot].label);
                 }
-                ends.push((self.seeds[slot], end));
+                ends.push((slot, end));
             }
         }))
     }
 
-    fn spawn(&self, exe: &Path, seed: u64) -> anyhow::Result<Child> {
-        let dir = seed_dir(self.run_dir, seed);
+    fn spawn(&self, exe: &Path, run: &SeedRun) -> anyhow::Result<Child> {
+        let dir = seed_dir(&run.run_dir, run.seed);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(STDERR_LOG))?;
         let mut command = Command::new(exe);
         command
             .args(["train", "--child", "--resume"])
-            .arg(self.run_dir)
-            .args(["--only-seed", &seed.to_string(), "--jobs", &self.jobs.to_string()])
+            .arg(&run.run_dir)
+            .args(["--only-seed", &run.seed.to_string(), "--jobs", &self.jobs.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

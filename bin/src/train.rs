@@ -4,7 +4,7 @@
 use crate::config::{ConfigArgs, RunConfig};
 use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
-use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses};
+use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses, SeedRun};
 use crate::slurm;
 use crate::stats::{mean, sem};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let pending = pending_seeds(&config, &dir, args.only_seed)?;
     if args.slurm {
-        return slurm::write_job_array(&dir, &pending, &sbatch_lines, args.submit);
+        return slurm::write_job_array(&slurm::JobArray::seeds(&dir, &pending), &sbatch_lines, args.submit);
     }
     let stop = stop_on_ctrl_c()?;
     if args.child {
@@ -104,7 +104,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 None => Err(error),
             })?
         }
-        _ => SeedProcesses { run_dir: &dir, seeds: &pending, jobs, stop, progress: &progress }.run()?,
+        _ => {
+            let runs: Vec<SeedRun> = pending.iter().map(|&seed| SeedRun { run_dir: dir.clone(), seed, label: format!("seed {seed}") }).collect();
+            SeedProcesses { runs: &runs, jobs, stop, progress: &progress }.run()?.into_iter().map(|(slot, end)| (pending[slot], end)).collect()
+        }
     };
     let summaries: Vec<Summary> = config.run.seeds.iter().filter_map(|&s| read_summary(&seed_dir(&dir, s)).ok().flatten()).collect();
     print!("{}", final_table(&summaries));
@@ -138,7 +141,7 @@ fn pending_seeds(config: &RunConfig, dir: &Path, only_seed: Option<u64>) -> anyh
 fn train_here(config: &RunConfig, dir: &Path, seed: u64, stop: &AtomicBool, progress: &Progress) -> anyhow::Result<()> {
     let job = SeedJob { config, seed, dir: seed_dir(dir, seed), stop, progress, slot: 0 };
     match train_seed(&job).with_context(|| format!("seed {seed}"))? {
-        SeedOutcome::Finished(_) => Ok(()),
+        SeedOutcome::Finished => Ok(()),
         SeedOutcome::Interrupted => Err(Interrupted.into()),
     }
 }
@@ -205,7 +208,7 @@ fn cores() -> usize {
 
 /// Each CPU seed keeps about two cores busy (learner and env thread); a GPU takes a few seeds
 /// at once, the envs then being the limit.
-fn default_jobs(config: &RunConfig) -> usize {
+pub fn default_jobs(config: &RunConfig) -> usize {
     let on_gpu = match config.agent.device {
         DeviceChoice::Cuda => true,
         DeviceChoice::Auto => tch::Cuda::is_available(),
@@ -220,7 +223,7 @@ fn default_jobs(config: &RunConfig) -> usize {
 
 /// The first Ctrl-C asks the seeds (here and in child processes) to checkpoint and stop; a
 /// second one ends the process (and with it the children).
-fn stop_on_ctrl_c() -> anyhow::Result<&'static AtomicBool> {
+pub fn stop_on_ctrl_c() -> anyhow::Result<&'static AtomicBool> {
     static STOP: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {

@@ -30,7 +30,7 @@ pub struct SeedJob<'a> {
 }
 
 pub enum SeedOutcome {
-    Finished(Summary),
+    Finished,
     Interrupted,
 }
 
@@ -135,7 +135,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     write_atomically(&job.dir.join(SUMMARY), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     log.flush()?;
     job.progress.update(job.slot, status(&state, &log, SeedState::Done), true);
-    Ok(SeedOutcome::Finished(summary))
+    Ok(SeedOutcome::Finished)
 }
 
 fn evaluate_now(sac: &mut Sac, job: &SeedJob, log: &mut Logbook, step: u64, wall_time_s: f64) -> anyhow::Result<()> {

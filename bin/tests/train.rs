@@ -1,4 +1,4 @@
-//! `mt10 train`, `eval`, `report` and `bench freq` end to end on the toy suite (no Python in the
+//! `mt10 train`, `eval` and `report` end to end on the toy suite (no Python in the
 //! trainings), with tiny settings so that each training takes seconds.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -264,23 +264,6 @@ fn report_groups_two_runs_by_method_into_tables_and_plots() {
     for dir in [ls, fairgrad, report] {
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-#[test]
-fn bench_freq_trains_once_per_frequency_on_the_toy_preset() {
-    let out = scratch("freq");
-    let mut args = vec!["bench", "freq", "--method", "fairgrad", "--every", "1,5", "--steps", "200", "--out", out.to_str().unwrap()];
-    args.extend(TINY.iter().filter(|a| **a != "--jobs=2"));
-    let table = ok(&args);
-    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 5 |")).collect();
-    assert_eq!(rows.len(), 2, "{table}");
-    let csv = std::fs::read_to_string(out.join("freq.csv")).unwrap();
-    let every: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
-    assert_eq!(every, ["1", "5"]);
-    assert!(std::fs::read(out.join("freq.png")).unwrap().starts_with(b"\x89PNG"));
-    let config = std::fs::read_to_string(out.join("every-5/config.toml")).unwrap();
-    assert!(config.contains("update_weights_every = 5"), "{config}");
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
