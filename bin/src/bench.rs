@@ -288,7 +288,7 @@ fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
         let job = SeedJob { config, seed: args.seed, dir: seed_dir(&run_dir, args.seed), stop: &stop, progress: &progress, slot };
         match train_seed(&job).with_context(|| format!("every {every}"))? {
             SeedOutcome::Finished(summary) => rows.push((every, summary)),
-            SeedOutcome::Interrupted => return Err(Interrupted.into()),
+            SeedOutcome::Interrupted => return Err(Interrupted(crate::stop_signals::StopSignal::Interrupt).into()),
         }
     }
     let table = freq_table(&base, &rows);

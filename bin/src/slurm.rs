@@ -66,8 +66,10 @@ pub fn write_job_array(run_dir: &Path, seeds: &[u64], extra_lines: &[String], su
 }
 
 /// Each task trains one seed with the whole allocation (`--jobs 1`). `--signal` asks Slurm for
-/// a SIGINT two minutes before the time limit, which checkpoints the seed (exit 130); resume
-/// it with `--resume DIR --slurm --submit`. The user's options come last and so win.
+/// a SIGTERM two minutes before the time limit, the signal it also sends on `scancel` and
+/// preemption, which checkpoints the seed (exit 143); resume it with `--resume DIR --slurm
+/// --submit`. `B:` signals only the batch shell: the script `exec`s mt10, so mt10 is that
+/// process. The user's options come last and so win.
 fn job_script(run_dir: &Path, exe: &Path, seeds: &[u64], extra_lines: &[String]) -> String {
     let array: Vec<String> = seeds.iter().map(u64::to_string).collect();
     let name = run_dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
@@ -79,7 +81,7 @@ fn job_script(run_dir: &Path, exe: &Path, seeds: &[u64], extra_lines: &[String])
         format!("#SBATCH --output={}", log.display()),
         "#SBATCH --open-mode=append".into(),
         "#SBATCH --cpus-per-task=2".into(),
-        "#SBATCH --signal=B:INT@120".into(),
+        "#SBATCH --signal=B:TERM@120".into(),
     ];
     lines.extend(extra_lines.iter().cloned());
     lines.push(format!(
@@ -117,6 +119,7 @@ mod tests {
         let script = job_script(Path::new("/runs/it's"), &PathBuf::from("/bin/mt10"), &[1, 2, 5], &["#SBATCH --time=1:00".into()]);
         assert!(script.contains("#SBATCH --array=1,2,5\n"), "{script}");
         assert!(script.contains("#SBATCH --output=/runs/it's/slurm/seed-%a.log\n"), "{script}");
+        assert!(script.contains("#SBATCH --signal=B:TERM@120\n"), "{script}");
         assert!(script.ends_with("#SBATCH --time=1:00\nexec '/bin/mt10' train --resume '/runs/it'\\''s' --only-seed \"$SLURM_ARRAY_TASK_ID\" --jobs 1 --quiet\n"), "{script}");
     }
 }
