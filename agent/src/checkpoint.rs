@@ -78,7 +78,12 @@ impl Sac {
             state.insert(name.to_string(), learner_state);
         }
         tensors.extend(self.critic_target.views.iter().enumerate().map(|(i, t)| (format!("critic_target.{i}"), t)));
-        Tensor::save_multi(&tensors, dir.join(TENSORS))?;
+        // Serialised in memory, then written by us: libtorch's own file writer aborts the
+        // process when a write fails (a full disk) instead of returning an error.
+        let mut bytes = Vec::new();
+        Tensor::save_multi_to_stream(&tensors, &mut bytes)?;
+        let path = dir.join(TENSORS);
+        std::fs::write(&path, bytes).map_err(|e| AgentError::Checkpoint { path, message: e.to_string() })?;
         let json = serde_json::to_string_pretty(&state).map_err(|e| error(e.to_string()))?;
         std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))?;
         let rng = serde_json::to_string_pretty(&RngState::of(&self.rng)).map_err(|e| error(e.to_string()))?;

@@ -1,17 +1,19 @@
 //! What a training seed records: TensorBoard scalars (tags from the spec's metrics section),
-//! `metrics.csv` (one row per evaluation) and `weights.csv`.
+//! `metrics.csv` (one row per evaluation) and `weights.csv`. A write that fails (a full disk) is
+//! an error naming the file, and a row that could not be written whole is cut off again, so the
+//! files hold whole rows only and a resumed run can read them.
+use crate::event_file::EventFile;
 use crate::run_files::{metrics_header, metrics_line, read_metrics, read_weights, weights_header, weights_line, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
-use tensorboard_rs::summary_writer::SummaryWriter;
+use std::path::{Path, PathBuf};
 
 pub struct Logbook {
     tasks: Vec<String>,
-    board: SummaryWriter,
-    metrics: File,
-    weights: File,
+    board: EventFile,
+    metrics: Rows,
+    weights: Rows,
     /// Every evaluation so far, resumed ones included.
     pub evaluations: Vec<MetricsRow>,
 }
@@ -34,15 +36,15 @@ impl Logbook {
         let weights_text = weights_header(tasks) + &weights.iter().map(weights_line).collect::<String>();
         Ok(Self {
             tasks: tasks.to_vec(),
-            board: SummaryWriter::new(seed_dir),
-            metrics: rewrite(&metrics_path, &metrics_text)?,
-            weights: rewrite(&weights_path, &weights_text)?,
+            board: EventFile::create(seed_dir)?,
+            metrics: Rows::rewrite(metrics_path, &metrics_text)?,
+            weights: Rows::rewrite(weights_path, &weights_text)?,
             evaluations,
         })
     }
 
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) {
-        self.board.add_scalar(tag, value as f32, step as usize);
+        self.board.scalar(tag, value as f32, step);
     }
 
     /// One value per task under `prefix/<task>`.
@@ -56,25 +58,59 @@ impl Logbook {
         self.scalar("eval/success", row.mean_success(), row.step);
         self.task_scalars("eval/success", &row.success, row.step);
         self.task_scalars("eval/episode_reward", &row.returns, row.step);
-        self.metrics.write_all(metrics_line(&row).as_bytes())?;
+        self.metrics.append(&metrics_line(&row))?;
         self.evaluations.push(row);
         self.flush()
     }
 
     pub fn weights(&mut self, row: &WeightsRow) -> anyhow::Result<()> {
         self.task_scalars(&format!("weights/{}", row.component), &row.weights, row.step);
-        Ok(self.weights.write_all(weights_line(row).as_bytes())?)
+        self.weights.append(&weights_line(row))
     }
 
+    /// The CSV rows are written as they come; this hands TensorBoard its buffered events.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.board.flush();
-        self.metrics.flush()?;
-        Ok(self.weights.flush()?)
+        self.board.flush()
     }
 }
 
-/// Replaces the file with `text` (atomically) and opens it for appending.
-fn rewrite(path: &Path, text: &str) -> anyhow::Result<File> {
-    crate::run_files::write_atomically(path, text.as_bytes())?;
-    OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))
+/// A CSV file appended to a whole row at a time.
+struct Rows {
+    path: PathBuf,
+    file: File,
+}
+
+impl Rows {
+    /// Replaces the file with `text` (atomically) and opens it for appending.
+    fn rewrite(path: PathBuf, text: &str) -> anyhow::Result<Self> {
+        crate::run_files::write_atomically(&path, text.as_bytes())?;
+        let file = OpenOptions::new().append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self { path, file })
+    }
+
+    fn append(&mut self, row: &str) -> anyhow::Result<()> {
+        let written = self.file.metadata().and_then(|m| {
+            let before = m.len();
+            self.file.write_all(row.as_bytes()).inspect_err(|_| {
+                // What part of the row went in is cut off again; if even that fails, a resumed
+                // run reports the torn row.
+                let _ = self.file.set_len(before);
+            })
+        });
+        written.with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_that_cannot_be_written_is_an_error_naming_the_file() {
+        // `/dev/full` fails every write with ENOSPC, as a full disk does.
+        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let mut rows = Rows { path: PathBuf::from("/dev/full"), file };
+        let error = rows.append("100,reach,0.5\n").unwrap_err();
+        assert_eq!(format!("{error:#}"), "cannot write /dev/full: No space left on device (os error 28)");
+    }
 }

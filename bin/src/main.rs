@@ -8,7 +8,9 @@ mod env_scaling;
 mod episodes;
 mod eval;
 mod evaluation;
+mod event_file;
 mod logbook;
+mod manifest;
 mod plot;
 mod progress;
 mod report;
@@ -18,11 +20,13 @@ mod slurm;
 mod stats;
 mod sweep;
 mod sweep_freq;
+mod stop_signals;
 mod train;
 mod trainer;
 mod weights;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -58,10 +62,17 @@ enum Command {
 #[error(transparent)]
 pub struct UsageError(#[from] anyhow::Error);
 
-/// Training stopped on Ctrl-C after writing checkpoints: exit status 130.
+/// Training stopped on SIGINT or SIGTERM after writing checkpoints: exit status 130 or 143.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
+#[error("interrupted by {}", .0.name())]
+pub struct Interrupted(pub stop_signals::StopSignal);
+
+impl Interrupted {
+    /// By the signal this process received (SIGINT where only a child was stopped, directly).
+    pub fn by_received_signal() -> Self {
+        Self(stop_signals::received().unwrap_or(stop_signals::StopSignal::Interrupt))
+    }
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -85,9 +96,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.downcast_ref::<Interrupted>().is_some() => ExitCode::from(130),
         Err(error) => {
-            eprintln!("mt10: {error:#}");
+            if let Some(Interrupted(signal)) = error.downcast_ref::<Interrupted>() {
+                return ExitCode::from(signal.exit_status());
+            }
+            // Not eprintln: a stderr on a full disk must not turn the error into a panic.
+            let _ = writeln!(std::io::stderr(), "mt10: {error:#}");
             ExitCode::from(if error.downcast_ref::<UsageError>().is_some() { 2 } else { 1 })
         }
     }

@@ -41,8 +41,10 @@ pub fn read_config(run_dir: &Path) -> anyhow::Result<RunConfig> {
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
+    if let Err(error) = file.write_all(contents).and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(error).with_context(|| format!("cannot write {}", path.display()));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 

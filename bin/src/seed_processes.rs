@@ -6,10 +6,12 @@
 //!
 //! Ctrl-C: the children run in their own process groups, so a terminal's SIGINT reaches only
 //! this process, which forwards it ([`interrupt_children`]) and starts no further seed; each
-//! child checkpoints and exits with 130. Children die with this process (`PR_SET_PDEATHSIG`),
-//! so a killed or twice-interrupted parent leaves none behind still writing to the run.
+//! child checkpoints and exits with 130. SIGTERM likewise, with 143. Children die with this
+//! process (`PR_SET_PDEATHSIG`), so a killed or twice-interrupted parent leaves none behind
+//! still writing to the run.
 use crate::progress::{Progress, SeedState, SeedStatus};
 use crate::run_files::seed_dir;
+use crate::stop_signals::StopSignal;
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -150,9 +152,9 @@ fn follow(mut child: Child, slot: usize, progress: &Progress, log: &Path) -> See
 fn classify(status: ExitStatus, log: &Path) -> SeedEnd {
     match (status.code(), status.signal()) {
         (Some(0), _) => SeedEnd::Finished,
-        // A SIGINT before the child's own handler was installed ends it without a checkpoint;
-        // it then resumes from its last one, as after any stop.
-        (Some(130), _) | (_, Some(libc::SIGINT)) => SeedEnd::Interrupted,
+        // A SIGINT or SIGTERM before the child's own handler was installed ends it without a
+        // checkpoint; it then resumes from its last one, as after any stop.
+        (Some(130 | 143), _) | (_, Some(libc::SIGINT | libc::SIGTERM)) => SeedEnd::Interrupted,
         _ => {
             let how = status.code().map_or_else(|| format!("killed by signal {}", status.signal().unwrap_or(0)), |c| format!("exit status {c}"));
             let last_line = last_line(log).unwrap_or_else(|| "no error message".into());
@@ -166,13 +168,14 @@ fn last_line(path: &Path) -> Option<String> {
     text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
 }
 
-/// Forwards a SIGINT to every running child (each then checkpoints and exits with 130).
-pub fn interrupt_children() {
+/// Forwards a stop signal to every running child (each then checkpoints and exits with 128 +
+/// the signal).
+pub fn interrupt_children(signal: StopSignal) {
     for &pid in CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // SAFETY: kill has no memory effects; listed children are not reaped yet, so their
         // pids are still theirs.
         unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGINT);
+            libc::kill(pid as libc::pid_t, signal.number());
         }
     }
 }

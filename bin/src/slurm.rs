@@ -93,9 +93,10 @@ pub fn write_job_array(array: &JobArray, extra_lines: &[String], submit: bool) -
 }
 
 /// Each task trains one seed with the whole allocation (`--jobs 1`), the array index naming its
-/// run directory and seed. `--signal` asks Slurm for a SIGINT two minutes before the time
-/// limit, which checkpoints the seed (exit 130); resume it with `--resume DIR --slurm --submit`.
-/// The user's options come last and so win.
+/// run directory and seed. `--signal` asks Slurm for a SIGTERM two minutes before the time
+/// limit, the signal it also sends on `scancel` and preemption, which checkpoints the seed (exit
+/// 143); resume it with `--resume DIR --slurm --submit`. `B:` signals only the batch shell: the
+/// script `exec`s mt10, so mt10 is that process. The user's options come last and so win.
 fn job_script(dir: &Path, exe: &Path, tasks: &[ArrayTask], log_prefix: &str, extra_lines: &[String]) -> String {
     let array: Vec<String> = tasks.iter().map(|t| t.index.to_string()).collect();
     let name = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
@@ -107,7 +108,7 @@ fn job_script(dir: &Path, exe: &Path, tasks: &[ArrayTask], log_prefix: &str, ext
         format!("#SBATCH --output={}", log.display()),
         "#SBATCH --open-mode=append".into(),
         "#SBATCH --cpus-per-task=2".into(),
-        "#SBATCH --signal=B:INT@120".into(),
+        "#SBATCH --signal=B:TERM@120".into(),
     ];
     lines.extend(extra_lines.iter().cloned());
     lines.push("case \"$SLURM_ARRAY_TASK_ID\" in".into());
@@ -146,6 +147,7 @@ mod tests {
         let script = job_script(&array.dir, &PathBuf::from("/bin/mt10"), &array.tasks, array.log_prefix, &["#SBATCH --time=1:00".into()]);
         assert!(script.contains("#SBATCH --array=1,2,5\n"), "{script}");
         assert!(script.contains("#SBATCH --output=/runs/it's/slurm/seed-%a.log\n"), "{script}");
+        assert!(script.contains("#SBATCH --signal=B:TERM@120\n"), "{script}");
         assert!(script.contains("#SBATCH --time=1:00\ncase \"$SLURM_ARRAY_TASK_ID\" in\n  1) run='/runs/it'\\''s' seed=1 ;;\n  2) run="), "{script}");
         assert!(script.contains("\n  5) run='/runs/it'\\''s' seed=5 ;;\n"), "{script}");
         assert!(script.ends_with("esac\nexec '/bin/mt10' train --resume \"$run\" --only-seed \"$seed\" --jobs 1 --quiet\n"), "{script}");

@@ -15,8 +15,8 @@ use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, write_atomically};
 use crate::seed_processes::{SeedEnd, SeedProcesses, SeedRun};
 use crate::slurm::{self, ArrayTask, JobArray};
-use crate::train::{create_run_dir, default_jobs, stop_on_ctrl_c, utc_timestamp};
-use crate::{report, sweep_freq, Interrupted, UsageError};
+use crate::train::{create_run_dir, default_jobs, on_stop, utc_timestamp};
+use crate::{report, stop_signals, sweep_freq, Interrupted, UsageError};
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 use solvers::{CombinerConfig, Method};
@@ -281,7 +281,7 @@ fn train(args: &SweepArgs, dir: &Path, config: &RunConfig, runs: &[SeedRun]) -> 
     if runs.is_empty() {
         return Ok(());
     }
-    let stop = stop_on_ctrl_c()?;
+    let stop = stop_signals::install(true, on_stop)?;
     let jobs = args.jobs.unwrap_or_else(|| default_jobs(config)).clamp(1, runs.len());
     if !args.quiet {
         eprintln!("mt10: training {} run(s) ({} at a time) in {}", runs.len(), jobs, dir.display());
@@ -294,7 +294,7 @@ fn train(args: &SweepArgs, dir: &Path, config: &RunConfig, runs: &[SeedRun]) -> 
     }
     if ends.iter().any(|(_, end)| matches!(end, SeedEnd::Interrupted)) {
         eprintln!("mt10: interrupted; checkpoints written; continue with `mt10 sweep --resume {}`", dir.display());
-        return Err(Interrupted.into());
+        return Err(Interrupted::by_received_signal().into());
     }
     Ok(())
 }

@@ -7,12 +7,13 @@ use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
 use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses, SeedRun};
 use crate::slurm;
 use crate::stats::{mean, sem};
+use crate::stop_signals::{self, StopSignal};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
 use crate::{Interrupted, UsageError};
 use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,7 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.slurm {
         return slurm::write_job_array(&slurm::JobArray::seeds(&dir, &pending), &sbatch_lines, args.submit);
     }
-    let stop = stop_on_ctrl_c()?;
+    let stop = stop_signals::install(!args.child, on_stop)?;
     if args.child {
         // Here `--jobs` says how many seeds share the machine with this one.
         share_cores(args.jobs.unwrap_or(1).max(1));
@@ -117,7 +118,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if ends.iter().any(|(_, end)| matches!(end, SeedEnd::Interrupted)) {
         eprintln!("mt10: interrupted; checkpoints written; continue with `mt10 train --resume {}`", dir.display());
-        return Err(Interrupted.into());
+        return Err(Interrupted::by_received_signal().into());
     }
     Ok(())
 }
@@ -142,7 +143,7 @@ fn train_here(config: &RunConfig, dir: &Path, seed: u64, stop: &AtomicBool, prog
     let job = SeedJob { config, seed, dir: seed_dir(dir, seed), stop, progress, slot: 0 };
     match train_seed(&job).with_context(|| format!("seed {seed}"))? {
         SeedOutcome::Finished => Ok(()),
-        SeedOutcome::Interrupted => Err(Interrupted.into()),
+        SeedOutcome::Interrupted => Err(Interrupted::by_received_signal().into()),
     }
 }
 
@@ -221,19 +222,11 @@ pub fn default_jobs(config: &RunConfig) -> usize {
     }
 }
 
-/// The first Ctrl-C asks the seeds (here and in child processes) to checkpoint and stop; a
-/// second one ends the process (and with it the children).
-pub fn stop_on_ctrl_c() -> anyhow::Result<&'static AtomicBool> {
-    static STOP: AtomicBool = AtomicBool::new(false);
-    ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        interrupt_children();
-        eprintln!("\nmt10: stopping after the current step (checkpointing); Ctrl-C again to quit at once");
-    })
-    .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    Ok(&STOP)
+/// The first SIGINT or SIGTERM asks the seeds (here and in child processes, which get the same
+/// signal) to checkpoint and stop.
+pub fn on_stop(signal: StopSignal) {
+    interrupt_children(signal);
+    eprintln!("\nmt10: {}: stopping after the current step (checkpointing); send it again to quit at once", signal.name());
 }
 
 fn final_table(summaries: &[Summary]) -> String {

@@ -251,7 +251,7 @@ impl Window {
             log.task_scalars("train/episode_reward", &means, step);
         }
         *self = Self::new(self.weights[0].len());
-        Ok(())
+        log.flush()
     }
 }
 

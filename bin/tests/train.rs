@@ -1,57 +1,11 @@
 //! `mt10 train`, `eval` and `report` end to end on the toy suite (no Python in the
 //! trainings), with tiny settings so that each training takes seconds.
+mod common;
+
+use common::{mt10, ok, read_json, read_stderr_until, run, scratch, signal, train_tiny, TINY};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn mt10(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mt10"));
-    command.args(args);
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    mt10(args).output().expect("mt10 runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mt10-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The toy preset shrunk to seconds: small networks, short warm-up, frequent evaluations.
-const TINY: [&str; 16] = [
-    "--preset",
-    "toy",
-    "--quiet",
-    "--set",
-    "agent.hidden=[16,16]",
-    "--batch-size",
-    "64",
-    "--set",
-    "run.random_steps=100",
-    "--set",
-    "run.initial_updates=20",
-    "--set",
-    "run.eval_episodes=1",
-    "--set",
-    "run.log_every=50",
-    "--jobs=2",
-];
-
-fn train_tiny(out: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["train", "--out", out.to_str().unwrap()];
-    args.extend(TINY);
-    args.extend(extra);
-    ok(&args)
-}
 
 #[test]
 fn bad_input_exits_2_with_one_line_and_creates_nothing() {
@@ -167,11 +121,6 @@ fn wait_for(path: &Path) {
     }
 }
 
-fn signal(child: &std::process::Child, name: &str) {
-    let status = Command::new("kill").args([name, &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
 /// Starts `mt10 args` and kills it (SIGKILL, no checkpoint of its own) once `checkpoint` exists.
 fn kill_once_written(args: &[&str], checkpoint: &Path) {
     let mut killed = mt10(args).spawn().unwrap();
@@ -264,30 +213,6 @@ fn report_groups_two_runs_by_method_into_tables_and_plots() {
     for dir in [ls, fairgrad, report] {
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
-/// Reads `child`'s stderr until each of `wanted` has matched a line (a line matches when it
-/// holds all of the pattern's parts), then hands the rest to a thread that drains it (so the
-/// child never blocks on a full pipe) and returns all of it.
-fn read_stderr_until(child: &mut std::process::Child, mut wanted: Vec<[&str; 2]>) -> std::thread::JoinHandle<String> {
-    use std::io::{BufRead, BufReader};
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !wanted.is_empty() {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "stderr ended before {wanted:?}: {seen}");
-        wanted.retain(|parts| !parts.iter().all(|part| line.contains(part)));
-        seen.push_str(&line);
-    }
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-        seen + &rest
-    })
 }
 
 #[test]
@@ -424,7 +349,7 @@ fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled()
     assert_eq!(resubmitted.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&resubmitted.stderr).contains("nothing to submit"));
 
-    // The SIGINT Slurm sends before a task's time limit (`--signal`) checkpoints the seed.
+    // The SIGTERM Slurm sends before a task's time limit (`--signal`) checkpoints the seed.
     let long = scratch("slurm-long");
     let mut args = vec!["train", "--out", long.to_str().unwrap(), "--seeds", "1", "--steps", "300", "--slurm", "--submit", "--slurm-opts", "--cpus-per-task=1"];
     args.extend(TINY);
@@ -433,7 +358,7 @@ fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled()
     let stderr = String::from_utf8_lossy(&submitted.stderr);
     let job = stderr.split("submitted job array ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{stderr}"));
     wait_for(&long.join("seed-1/metrics.csv"));
-    let signalled = Command::new("scancel").args(["--signal=INT", "--batch", job]).env("SLURM_CONF", &cluster.conf).status().unwrap();
+    let signalled = Command::new("scancel").args(["--signal=TERM", "--batch", job]).env("SLURM_CONF", &cluster.conf).status().unwrap();
     assert!(signalled.success());
     let log = long.join("slurm/seed-1.log");
     let start = Instant::now();
