@@ -16,6 +16,7 @@ mod network;
 mod policy;
 mod replay;
 mod sac;
+mod task_gradients;
 #[cfg(test)]
 mod testing;
 

@@ -381,26 +381,27 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{Phases, Sharing};
+    use crate::component::Phases;
+    use crate::task_gradients::Sharing;
     use crate::testing::small_sac;
 
     /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone, and so
     /// does the Gram matrix of the shared parameters' gradients.
     fn assert_task_gradients_match(learner: &mut ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
-        let batched = learner.task_gradients(layout, &mut losses, &mut Phases::default()).unwrap();
+        let batched = learner.gradients.run(&learner.params, layout, &mut losses, &mut Phases::default()).unwrap();
         let mut shared_rows = Vec::new();
         for task in 0..learner.num_tasks as i64 {
             let loss = losses(Weights::new(&learner.params), layout).get(task);
             let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);
             assert!(loss_error <= 1e-5 * loss.abs().double_value(&[]).max(1.0), "{}: task loss off by {loss_error}", learner.component);
             let separate = Tensor::run_backward(&[loss], &learner.params, false, false);
-            for (i, ((batched, separate), &sharing)) in batched.grads.iter().zip(&separate).zip(&learner.sharing).enumerate() {
+            for (i, ((batched, separate), &sharing)) in batched.grads.iter().zip(&separate).zip(&learner.gradients.sharing).enumerate() {
                 let expected = if sharing == Sharing::PerTask { separate.get(task) } else { separate.shallow_clone() };
                 let error = (batched.get(task) - &expected).abs().max().double_value(&[]);
                 let scale = expected.abs().max().double_value(&[]).max(1.0);
                 assert!(error <= 1e-5 * scale, "{} parameter {i}, task {task}: off by {error} (scale {scale})", learner.component);
             }
-            let shared = separate.iter().zip(&learner.sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(g, _)| g.reshape([-1]));
+            let shared = separate.iter().zip(&learner.gradients.sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(g, _)| g.reshape([-1]));
             shared_rows.push(Tensor::cat(&shared.chain([Tensor::zeros([0], (Kind::Float, separate[0].device()))]).collect::<Vec<_>>(), 0).to_kind(Kind::Double));
         }
         let rows = Tensor::stack(&shared_rows, 0);
