@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     for k in [2, 10, 50] {
         let (jacobian, losses) = problem(k, 256, k as u64);
         let gram = jacobian.gram();
-        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian) };
+        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: None };
         let mut group = c.benchmark_group(format!("K={k}"));
         for (name, config) in configs() {
             let Ok(mut combiner) = config.build(k) else {
