@@ -17,7 +17,7 @@ use crate::task_gradients::{TaskGradientPass, TaskGradients};
 use crate::{AgentError, SkipReason};
 use rand::RngCore;
 use serde::Serialize;
-use solvers::{Combiner, Fallback, Gram, Jacobian, SolverError, TaskInput};
+use solvers::{Combination, Combiner, Fallback, Gram, Jacobian, SolverError, TaskInput, Tracked};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -154,7 +154,7 @@ impl ComponentLearner {
         combiner: Box<dyn Combiner>,
         settings: &LearnerSettings,
     ) -> Self {
-        let gradients = TaskGradientPass::new(&params, num_tasks);
+        let gradients = TaskGradientPass::new(&params, num_tasks, combiner.needs().tracked);
         let values: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
         let FlatParams { flat, views } = FlatParams::zeros_like(&values, &gradients.offsets);
         let params = tch::no_grad(|| {
@@ -209,11 +209,14 @@ impl ComponentLearner {
 
     /// One update from the per-task losses that `task_losses` computes for given parameters and
     /// layout (a `[K]` tensor). It may be called more than once (FAMO re-evaluates the losses
-    /// after the step).
+    /// after the step). `shared_last_good`: the weights a solve that falls back applies, kept
+    /// with other components, which every good solve overwrites; `None`: this component's own
+    /// last good weights.
     pub fn step(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         mut task_losses: impl FnMut(Weights, &Layout) -> Tensor,
     ) -> Result<ComponentReport, AgentError> {
         let start = Instant::now();
@@ -221,9 +224,9 @@ impl ComponentLearner {
         let refresh = self.combiner.needs().per_task_gradients() && self.updates.is_multiple_of(self.update_weights_every);
         self.updates += 1;
         let direction = if refresh {
-            self.combined_task_gradients(layout, rng, &mut task_losses, &mut report)?
+            self.combined_task_gradients(layout, rng, shared_last_good, &mut task_losses, &mut report)?
         } else {
-            self.weighted_loss_gradient(layout, rng, &mut task_losses, &mut report)?
+            self.weighted_loss_gradient(layout, rng, shared_last_good, &mut task_losses, &mut report)?
         };
         report.weights = self.weights.clone();
         let mut since = Instant::now();
@@ -251,11 +254,12 @@ impl ComponentLearner {
     }
 
     /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`
-    /// with its squared norm.
+    /// (or `Y^T w` over the tracked average) with its squared norm.
     fn combined_task_gradients(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
@@ -264,32 +268,53 @@ impl ComponentLearner {
         let mut since = Instant::now();
         let per_task_squares = self.gradients.per_task_squares(&gradients);
         let TaskGradients { losses, shared, gram, .. } = &gradients;
-        let host = report.download(&Tensor::cat(&[losses, &gram.reshape([-1]), &per_task_squares], 0))?;
+        let mut pieces = vec![losses.shallow_clone(), gram.reshape([-1]), per_task_squares];
+        pieces.extend(self.gradients.tracked_products(shared));
+        let host = report.download(&Tensor::cat(&pieces, 0))?;
         report.phases.gram_ms = lap(&mut since);
         if !report.record_task_losses(&host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
-        let (gram, per_task_squares) = host[k..].split_at(k * k);
-        if !gram.iter().chain(per_task_squares).all(|g| g.is_finite()) {
+        let (gram, rest) = host[k..].split_at(k * k);
+        let (per_task_squares, tracked) = rest.split_at(k);
+        if !gram.iter().chain(rest).all(|g| g.is_finite()) {
             return Ok(Err(SkipReason::NonFiniteGradient));
         }
         let gram: Vec<f64> = (0..k * k).map(|ij| 0.5 * (gram[ij] + gram[(ij % k) * k + ij / k])).collect();
         report.gram = Some(gram.clone());
         let gram = Gram::new(k, gram).map_err(|source| self.solver_error(source))?;
         let jacobian = if self.combiner.needs().jacobian { Some(self.jacobian(shared, report)?) } else { None };
-        let own_direction = match self.solve(Some(&gram), jacobian.as_ref(), rng, report)? {
-            Ok(own_direction) => own_direction,
+        let tracked = match tracked.split_at(tracked.len() / 2) {
+            ([], []) => None,
+            (average, cross) => Some(Tracked::new(k, average.to_vec(), cross).map_err(|source| self.solver_error(source))?),
+        };
+        let host_losses = report.task_losses.clone();
+        let input = TaskInput { gram: Some(&gram), losses: Some(&host_losses), jacobian: jacobian.as_ref(), tracked: tracked.as_ref() };
+        let combination = match self.solve(&input, rng, shared_last_good, report)? {
+            Ok(combination) => combination,
             Err(reason) => return Ok(Err(reason)),
         };
         since = Instant::now();
-        let weights = self.weights_on_device(report);
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
-        let (shared_direction, shared_squared_norm) = match own_direction {
+        let (weights, shared_direction, shared_squared_norm) = match combination {
             // A method that builds d itself (GradDrop), over the shared coordinates in order.
-            Some(own) => (report.upload(&own, shared), own.iter().map(|x| x * x).sum::<f64>()),
-            None => {
-                let quadratic = (0..k).map(|i| (0..k).map(|j| self.weights[i] * gram.matrix()[(i, j)] * self.weights[j]).sum::<f64>()).sum::<f64>();
-                (weights.unsqueeze(0).matmul(shared).reshape([-1]), quadratic)
+            Combination { direction: Some(own), .. } => {
+                (self.weights_on_device(report), report.upload(&own, shared), own.iter().map(|x| x * x).sum::<f64>())
+            }
+            // A method that tracks the task gradients (MoCo): the weights and the scale of this
+            // step's gradients in its average reach the device in one copy.
+            Combination { tracking: Some(update), .. } => {
+                let uploaded = report.upload(&[self.weights.as_slice(), &update.scale].concat(), shared);
+                let weights = uploaded.narrow(0, 0, k as i64);
+                self.uploaded_weights = (self.weights.clone(), weights.shallow_clone());
+                let average = self.gradients.track(shared, update.decay, &uploaded.narrow(0, k as i64, k as i64));
+                let direction = weights.unsqueeze(0).matmul(&average).reshape([-1]);
+                (weights, direction, quadratic_form(&self.weights, &update.gram))
+            }
+            _ => {
+                let weights = self.weights_on_device(report);
+                let direction = weights.unsqueeze(0).matmul(shared).reshape([-1]);
+                (weights, direction, quadratic_form(&self.weights, &gram))
             }
         };
         let direction = self.gradients.direction(&gradients, shared_direction, &weights);
@@ -305,6 +330,7 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
@@ -321,7 +347,9 @@ impl ComponentLearner {
             }
         }
         if solves {
-            if let Err(reason) = self.solve(None, None, rng, report)? {
+            let host_losses = report.task_losses.clone();
+            let input = TaskInput { losses: Some(&host_losses), ..TaskInput::default() };
+            if let Err(reason) = self.solve(&input, rng, shared_last_good, report)? {
                 return Ok(Err(reason));
             }
             if self.batch_mean {
@@ -362,29 +390,35 @@ impl ComponentLearner {
         self.uploaded_weights.1.shallow_clone()
     }
 
-    /// Runs the combiner on this step's losses (and Gram matrix or Jacobian) and keeps its
-    /// weights; returns the direction over the shared parameters of a method that builds it
-    /// itself (GradDrop).
+    /// Runs the combiner on this step's `input` and keeps the weights to apply: its own, or after
+    /// a fallback the last good ones (`shared_last_good` when given, which a good solve
+    /// overwrites).
     fn solve(
         &mut self,
-        gram: Option<&Gram>,
-        jacobian: Option<&Jacobian>,
+        input: &TaskInput,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         report: &mut ComponentReport,
-    ) -> Result<Result<Option<Vec<f64>>, SkipReason>, AgentError> {
-        let input = TaskInput { gram, losses: Some(&report.task_losses), jacobian };
+    ) -> Result<Result<Combination, SkipReason>, AgentError> {
         let solver_start = Instant::now();
-        let combination = match solvers::combine(&mut *self.combiner, self.num_tasks, &input, rng) {
+        let combination = match solvers::combine(&mut *self.combiner, self.num_tasks, input, rng) {
             Ok(combination) => combination,
             Err(SolverError::NonFiniteResult { .. }) => return Ok(Err(SkipReason::NonFiniteWeights)),
             Err(source) => return Err(self.solver_error(source)),
         };
         report.solver_us = solver_start.elapsed().as_secs_f64() * 1e6;
-        let combination = combination.or_last_good(&self.weights);
+        let combination = match shared_last_good {
+            Some(shared) => {
+                let combination = combination.or_last_good(shared);
+                shared.clone_from(&combination.weights);
+                combination
+            }
+            None => combination.or_last_good(&self.weights),
+        };
         report.fallback = combination.fallback;
         self.fallbacks += u64::from(combination.fallback.is_some());
-        self.weights = combination.weights;
-        Ok(Ok(combination.direction))
+        self.weights.clone_from(&combination.weights);
+        Ok(Ok(combination))
     }
 
     /// FAMO's hook: the losses on the same batch after the step, without gradients.
@@ -432,10 +466,17 @@ impl ComponentLearner {
     }
 }
 
+/// `w^T M w`.
+fn quadratic_form(w: &[f64], gram: &Gram) -> f64 {
+    let k = w.len();
+    (0..k).map(|i| (0..k).map(|j| w[i] * gram.matrix()[(i, j)] * w[j]).sum::<f64>()).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::network::Mlp;
+    use crate::task_gradients::Sharing;
     use solvers::{CombinerConfig, Method};
 
     /// A regression loss through a network with a shared trunk and per-task heads.
@@ -443,8 +484,8 @@ mod tests {
         move |weights, layout| layout.task_means(&(mlp.forward(weights, &layout.arrange(x)).squeeze_dim(-1) - layout.arrange(y)).square())
     }
 
-    #[test]
-    fn the_direction_of_fresh_weights_is_the_gradient_of_the_weighted_loss() {
+    /// A learner of `method` for a network with a shared trunk and per-task heads, and a batch.
+    fn learner_and_batch(method: Method) -> (ComponentLearner, Mlp, Tensor, Tensor, Layout) {
         tch::manual_seed(3);
         let (k, counts) = (3, [5, 9, 2]);
         let mlp = Mlp::new(4, &[16, 16], 1, |layer, layers| layer + 1 == layers, k);
@@ -458,29 +499,66 @@ mod tests {
             max_consecutive_skips: 1,
             batch_mean: false,
         };
-        let combiner = CombinerConfig::new(Method::Mgda).build(k).unwrap();
+        let combiner = CombinerConfig::new(method).build(k).unwrap();
         let mut init_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-        let mut learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
+        let learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
         let rows = counts.iter().sum::<usize>() as i64;
         let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, tch::Device::Cpu)), Tensor::randn([rows], (Kind::Float, tch::Device::Cpu)));
-        let layout = Layout::task_major(&counts, tch::Device::Cpu);
+        (learner, mlp, x, y, Layout::task_major(&counts, tch::Device::Cpu))
+    }
+
+    /// Checks `direction` and its squared norm against a backward pass of `sum_k w_k L_k`, with
+    /// `shared_weights` over the shared parameters and `per_task_weights` over the others.
+    fn assert_direction(learner: &ComponentLearner, losses: Tensor, (direction, squared_norm): (Tensor, f64), shared_weights: &[f64], per_task_weights: &[f64]) {
+        let weighted = |w: &[f64]| (&losses * Tensor::from_slice(w).to_kind(Kind::Float)).sum(Kind::Float);
+        let shared = Tensor::run_backward(&[weighted(shared_weights)], &learner.params, true, false);
+        let per_task = Tensor::run_backward(&[weighted(per_task_weights)], &learner.params, false, false);
+        let mut expected_squared_norm = 0.0;
+        for (i, param) in learner.params.iter().enumerate() {
+            let e = if learner.gradients.sharing[i] == Sharing::PerTask { &per_task[i] } else { &shared[i] };
+            let d = direction.narrow(0, learner.offsets()[i], param.numel() as i64).view(param.size().as_slice());
+            let error = (d - e).abs().max().double_value(&[]);
+            assert!(error <= 1e-5 * e.abs().max().double_value(&[]).max(1.0), "parameter {i}: direction off by {error}");
+            expected_squared_norm += e.square().sum(Kind::Double).double_value(&[]);
+        }
+        assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 on the host: {squared_norm} vs {expected_squared_norm}");
+    }
+
+    #[test]
+    fn the_direction_of_fresh_weights_is_the_gradient_of_the_weighted_loss() {
+        let (mut learner, mlp, x, y, layout) = learner_and_batch(Method::Mgda);
+        let k = learner.num_tasks;
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
         let mut report = ComponentReport::empty(Component::Critic);
         let mut losses = regression(&mlp, &x, &y);
-        let (direction, squared_norm) = learner.combined_task_gradients(&layout, &mut rng, &mut losses, &mut report).unwrap().unwrap();
+        let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
         let weights: Vec<f64> = learner.weights.clone();
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-6, "MGDA weights lie on the simplex: {weights:?}");
         assert!(weights.iter().any(|&w| (w - 1.0 / k as f64).abs() > 1e-3), "weights should not be uniform: {weights:?}");
-        let weighted = (losses(Weights::new(&learner.params), &layout) * Tensor::from_slice(&weights).to_kind(Kind::Float)).sum(Kind::Float);
-        let expected = Tensor::run_backward(&[weighted], &learner.params, false, false);
-        for ((e, &offset), param) in expected.iter().zip(learner.offsets()).zip(&learner.params) {
-            let d = direction.narrow(0, offset, param.numel() as i64).view(param.size().as_slice());
-            let error = (d - e).abs().max().double_value(&[]);
-            assert!(error <= 1e-5 * e.abs().max().double_value(&[]).max(1.0), "direction off by {error}");
-        }
-        let expected_squared_norm = expected.iter().map(|e| e.square().sum(Kind::Double).double_value(&[])).sum::<f64>();
-        assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 from the Gram matrix: {squared_norm} vs {expected_squared_norm}");
+        assert_direction(&learner, losses(Weights::new(&learner.params), &layout), step, &weights, &weights);
         let gram = report.gram.unwrap();
         assert!((0..k).all(|i| (0..k).all(|j| gram[i * k + j] == gram[j * k + i])));
+    }
+
+    /// MoCo's direction over the shared parameters is `Y^T lambda` of its average on the device:
+    /// on the same gradients twice, `Y = (beta_1 (1 - beta_2) + beta_2) diag(|L_k| / ||g_k||) J`,
+    /// a weighted loss's gradient; the per-task heads get `lambda_k g_k`.
+    #[test]
+    fn moco_directions_come_from_the_average_tracked_on_the_device() {
+        let (mut learner, mlp, x, y, layout) = learner_and_batch(Method::Moco);
+        let k = learner.num_tasks;
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let mut losses = regression(&mlp, &x, &y);
+        let mut tracked = 0.0;
+        for beta in [0.5, 0.5 / 2f64.sqrt()] {
+            let mut report = ComponentReport::empty(Component::Critic);
+            let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
+            assert_eq!(report.host_transfers, 2, "the losses with the K x K products, then the weights with the scale");
+            tracked = (1.0 - beta) * tracked + beta;
+            let gram = report.gram.unwrap();
+            let lambda = learner.weights.clone();
+            let shared: Vec<f64> = (0..k).map(|i| lambda[i] * tracked * report.task_losses[i].abs() / (gram[i * k + i].sqrt() + 1e-8)).collect();
+            assert_direction(&learner, losses(Weights::new(&learner.params), &layout), step, &shared, &lambda);
+        }
     }
 }

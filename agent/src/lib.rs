@@ -21,7 +21,7 @@ mod task_gradients;
 mod testing;
 
 pub use component::{ComponentReport, Phases};
-pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, SacConfig, Sampling, Temperature};
+pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, NashFallback, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
 pub use sac::{ActionMode, Sac, UpdateReport};

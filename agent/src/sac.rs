@@ -3,7 +3,7 @@
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
-use crate::config::{Architecture, Component, LsReduction, SacConfig, Temperature};
+use crate::config::{Architecture, Component, LsReduction, NashFallback, SacConfig, Temperature};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
@@ -75,6 +75,8 @@ pub struct Sac {
     /// Optimises `log(alpha)`, one value shared by all tasks or one per task.
     pub(crate) alpha_learner: ComponentLearner,
     target_entropy: f64,
+    /// Under [`NashFallback::Shared`], the last good Nash-MTL weights of any component.
+    pub(crate) shared_last_good: Option<Vec<f64>>,
     pub(crate) replay: ReplayBuffer,
     pub(crate) rng: ChaCha8Rng,
 }
@@ -132,7 +134,9 @@ impl Sac {
         let actor_learner = learner(Component::Actor, actor.init(device, &mut rng), config.actor_lr)?;
         let alpha_learner = learner(Component::Alpha, alpha_params, config.alpha_lr)?;
         let replay = ReplayBuffer::new(config.sampling, config.replay_capacity, k, obs_dim, action_dim);
+        let shared_nash = config.combine.combiner.method == Method::Nash && config.combine.nash_fallback == NashFallback::Shared;
         Ok(Self {
+            shared_last_good: shared_nash.then(|| vec![1.0 / k as f64; k]),
             target_entropy: config.target_entropy.unwrap_or(-(action_dim as f64)),
             config,
             num_tasks: k,
@@ -261,14 +265,17 @@ impl Sac {
             layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
         });
         let bellman_target_ms = start.elapsed().as_secs_f64() * 1e3 - sample_ms;
-        let critic_report = self.critic_learner.step(&layout, &mut self.rng, |weights, layout| {
+        let shares = |learner: &ComponentLearner| learner.combiner.method() == Method::Nash;
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.critic_learner));
+        let critic_report = self.critic_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
 
         // Actor: maximise the soft value under the updated critic (whose parameters it does not train).
         let critic_params = self.critic_learner.detached();
         let mut entropy_gap = None;
-        let actor_report = self.actor_learner.step(&layout, &mut self.rng, |weights, layout| {
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
+        let actor_report = self.actor_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             let (losses, log_prob) = actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha);
             // The temperature learns from the log-probabilities of this pass (as mtrl), not from
             // a re-evaluation after the step (FAMO).
@@ -278,8 +285,9 @@ impl Sac {
 
         // Temperature: alpha_k rises while task k's policy entropy is below the target.
         let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.alpha_learner));
         let alpha_report =
-            self.alpha_learner.step(&layout, &mut self.rng, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
+            self.alpha_learner.step(&layout, &mut self.rng, shared, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
 
         let polyak_start = Instant::now();
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
@@ -470,7 +478,9 @@ mod safety_tests {
     #[test]
     fn an_update_copies_between_host_and_device_only_the_batch_losses_gram_weights_and_temperature() {
         // ls with task means, ls with the batch mean (the mtrl preset), fairgrad.
-        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2)] {
+        // moco: the losses with the Gram matrix and its tracked products, then the weights with
+        // the scale of the gradients in the average.
+        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2), (Some(Method::Moco), 2)] {
             let config = |config: SacConfig| match combine {
                 Some(method) => SacConfig { combine: CombineConfig::new(method), ..config },
                 None => config,

@@ -58,10 +58,14 @@ pub(crate) struct TaskGradientPass {
     num_tasks: usize,
     /// The `[K, P_shared]` task gradients of the last pass, reused as their storage.
     storage: Option<Tensor>,
+    /// The moving average `Y` (`[K, P_shared]`, from zero) of a combiner that tracks the task
+    /// gradients (MoCo).
+    pub average: Option<Tensor>,
 }
 
 impl TaskGradientPass {
-    pub fn new(params: &[Param], num_tasks: usize) -> Self {
+    /// `tracks`: keep an average of the task gradients (see [`solvers::Tracked`]).
+    pub fn new(params: &[Param], num_tasks: usize, tracks: bool) -> Self {
         let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
         let mut offsets = vec![0; params.len()];
         let mut next = 0;
@@ -72,7 +76,9 @@ impl TaskGradientPass {
             }
         }
         let shared_numel = params.iter().zip(&sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(p, _)| p.value.numel() as i64).sum();
-        Self { sharing, offsets, shared_numel, num_tasks, storage: None }
+        let device = params[0].value.device();
+        let average = tracks.then(|| Tensor::zeros([num_tasks as i64, shared_numel], (Kind::Float, device)));
+        Self { sharing, offsets, shared_numel, num_tasks, storage: None, average }
     }
 
     /// All task gradients of `params` from ONE backward pass of `sum_k L_k`, without extra
@@ -185,5 +191,20 @@ impl TaskGradientPass {
         } else {
             Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0)
         }
+    }
+
+    /// `Y Y^T` and `Y J^T` of the tracked average before this step, row-major, one after the
+    /// other (`2 K^2` values), when there is one.
+    pub fn tracked_products(&self, shared: &Tensor) -> Option<Tensor> {
+        self.average.as_ref().map(|y| Tensor::cat(&[y.matmul(&y.tr()).reshape([-1]), y.matmul(&shared.tr()).reshape([-1])], 0))
+    }
+
+    /// Applies a combiner's [`solvers::TrackingUpdate`], `Y <- decay Y + diag(scale) J`
+    /// (`scale` on the device), and returns the updated `Y`.
+    pub fn track(&mut self, shared: &Tensor, decay: f64, scale: &Tensor) -> Tensor {
+        let y = self.average.as_mut().expect("a tracking combiner has an average");
+        let _ = y.g_mul_scalar_(decay);
+        let _ = y.addcmul_(&scale.unsqueeze(1), shared);
+        y.shallow_clone()
     }
 }
