@@ -51,6 +51,15 @@ struct LearnerState {
     combiner: serde_json::Value,
 }
 
+/// `state.json`: each component's state, and the Nash-MTL weights its components share.
+#[derive(Serialize, Deserialize)]
+struct AgentState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared_last_good: Option<Vec<f64>>,
+    #[serde(flatten)]
+    learners: BTreeMap<String, LearnerState>,
+}
+
 impl Sac {
     /// Writes the learner's state to directory `dir` (created if missing), with the replay
     /// buffer when `with_replay` (it can take hundreds of megabytes).
@@ -66,6 +75,7 @@ impl Sac {
                 tensors.push((format!("{name}.exp_avg.{i}"), m));
                 tensors.push((format!("{name}.exp_avg_sq.{i}"), v));
             }
+            tensors.extend(learner.gradients.average.iter().map(|y| (format!("{name}.tracked_average"), y)));
             let learner_state = LearnerState {
                 method: learner.combiner.method(),
                 adam_step: learner.adam.step,
@@ -84,6 +94,7 @@ impl Sac {
         Tensor::save_multi_to_stream(&tensors, &mut bytes)?;
         let path = dir.join(TENSORS);
         std::fs::write(&path, bytes).map_err(|e| AgentError::Checkpoint { path, message: e.to_string() })?;
+        let state = AgentState { shared_last_good: self.shared_last_good.clone(), learners: state };
         let json = serde_json::to_string_pretty(&state).map_err(|e| error(e.to_string()))?;
         std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))?;
         let rng = serde_json::to_string_pretty(&RngState::of(&self.rng)).map_err(|e| error(e.to_string()))?;
@@ -99,7 +110,11 @@ impl Sac {
     pub fn load(&mut self, dir: &Path, with_replay: bool) -> Result<(), AgentError> {
         let error = |message: String| AgentError::Checkpoint { path: dir.to_path_buf(), message };
         let json = std::fs::read_to_string(dir.join(STATE)).map_err(|e| error(e.to_string()))?;
-        let mut state: BTreeMap<String, LearnerState> = serde_json::from_str(&json).map_err(|e| error(e.to_string()))?;
+        let AgentState { shared_last_good, learners: mut state } = serde_json::from_str(&json).map_err(|e| error(e.to_string()))?;
+        // A checkpoint from before the shared rule has no shared weights: they stay uniform.
+        if shared_last_good.as_ref().is_some_and(|w| self.shared_last_good.as_ref().map(Vec::len) != Some(w.len())) {
+            return Err(error("its shared Nash-MTL weights do not fit this agent's fallback rule".to_string()));
+        }
         let mut saved: BTreeMap<String, Tensor> = Tensor::load_multi_with_device(dir.join(TENSORS), self.device())?.into_iter().collect();
         let mut restore = |name: String, into: &mut Tensor| -> Result<(), AgentError> {
             let value = saved.remove(&name).ok_or_else(|| error(format!("no tensor `{name}`")))?;
@@ -124,6 +139,9 @@ impl Sac {
                 restore(format!("{name}.exp_avg.{i}"), &mut learner.adam.exp_avg.views[i])?;
                 restore(format!("{name}.exp_avg_sq.{i}"), &mut learner.adam.exp_avg_sq.views[i])?;
             }
+            if let Some(average) = &mut learner.gradients.average {
+                restore(format!("{name}.tracked_average"), average)?;
+            }
             learner.adam.step = learner_state.adam_step;
             learner.updates = learner_state.updates;
             learner.skipped_updates = learner_state.skipped_updates;
@@ -138,6 +156,9 @@ impl Sac {
         for (i, target) in self.critic_target.views.iter_mut().enumerate() {
             restore(format!("critic_target.{i}"), target)?;
         }
+        if shared_last_good.is_some() {
+            self.shared_last_good = shared_last_good;
+        }
         let rng = std::fs::read_to_string(dir.join(RNG)).map_err(|e| error(e.to_string()))?;
         self.rng = serde_json::from_str::<RngState>(&rng).map_err(|e| error(e.to_string()))?.restore();
         if with_replay && dir.join(REPLAY_HEADER).exists() {
@@ -150,8 +171,9 @@ impl Sac {
 #[cfg(test)]
 mod tests {
     use crate::testing::small_sac;
-    use crate::{ActionMode, Architecture, CombineConfig, SacConfig, Temperature};
+    use crate::{ActionMode, Architecture, CombineConfig, Sac, SacConfig, Temperature};
     use solvers::Method;
+    use std::path::PathBuf;
     use tch::Tensor;
 
     fn assert_same(a: &Tensor, b: &Tensor) {
@@ -159,17 +181,24 @@ mod tests {
         assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
     }
 
+    /// An agent after `updates` updates, saved into the returned directory (with its replay buffer
+    /// when `with_replay`), and another of the same shape (seeded differently) loaded from it.
+    fn trained_and_restored(architecture: Architecture, temperature: Temperature, combine: impl Fn(SacConfig) -> SacConfig, updates: usize, with_replay: bool, name: &str) -> (Sac, Sac, PathBuf) {
+        let mut trained = small_sac(architecture, temperature, 1, &combine);
+        for _ in 0..updates {
+            trained.update().unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("agent-checkpoint-{name}-test-{}", std::process::id()));
+        trained.save(&dir, with_replay).unwrap();
+        let mut restored = small_sac(architecture, temperature, 2, &combine);
+        restored.load(&dir, true).unwrap();
+        (trained, restored, dir)
+    }
+
     #[test]
     fn a_loaded_checkpoint_restores_networks_optimizers_and_combiner_state() {
         let famo = |config: SacConfig| SacConfig { combine: CombineConfig::new(Method::Famo), ..config };
-        let mut trained = small_sac(Architecture::MultiHead, Temperature::PerTask, 1, famo);
-        for _ in 0..5 {
-            trained.update().unwrap();
-        }
-        let dir = std::env::temp_dir().join(format!("agent-checkpoint-test-{}", std::process::id()));
-        trained.save(&dir, false).unwrap();
-        let mut restored = small_sac(Architecture::MultiHead, Temperature::PerTask, 2, famo);
-        restored.load(&dir, true).unwrap();
+        let (mut trained, mut restored, dir) = trained_and_restored(Architecture::MultiHead, Temperature::PerTask, famo, 5, false, "famo");
         assert_ne!(trained.critic_learner.combiner.state(), serde_json::Value::Null, "FAMO (on the critic) has state");
         for (a, b) in trained.learners().iter().zip(restored.learners()) {
             assert_eq!(a.combiner.state(), b.combiner.state());
@@ -218,5 +247,31 @@ mod tests {
         fresh.load(&dir, true).unwrap();
         assert!(fresh.replay.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// MoCo's tracked average and Nash-MTL's shared last good weights are part of the state: a
+    /// resumed agent's next update is the uninterrupted one's, to the bit.
+    #[test]
+    fn tracked_averages_and_shared_nash_weights_resume_exactly() {
+        tch::set_num_threads(1);
+        for method in [Method::Moco, Method::Nash] {
+            let combine = |config: SacConfig| SacConfig { combine: CombineConfig::new(method), ..config };
+            let (mut trained, mut restored, dir) = trained_and_restored(Architecture::MtSac, Temperature::Shared, combine, 4, true, method.as_str());
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert_eq!(trained.shared_last_good, restored.shared_last_good);
+            for (a, b) in trained.learners().iter().zip(restored.learners()) {
+                assert_eq!(a.gradients.average.is_some(), method == Method::Moco);
+                if let (Some(x), Some(y)) = (&a.gradients.average, &b.gradients.average) {
+                    assert_same(x, y);
+                }
+            }
+            let (ours, theirs) = (trained.update().unwrap(), restored.update().unwrap());
+            for (a, b) in [(&ours.critic, &theirs.critic), (&ours.actor, &theirs.actor), (&ours.alpha, &theirs.alpha)] {
+                assert_eq!((&a.weights, a.grad_norm), (&b.weights, b.grad_norm), "{method} {}", a.component);
+            }
+            for (a, b) in trained.learners().iter().zip(restored.learners()) {
+                assert_same(&a.flat, &b.flat);
+            }
+        }
     }
 }

@@ -1,25 +1,23 @@
 //! One separately optimised part of SAC (critic, actor or temperature): its parameters, Adam and
 //! combiner, and the update that turns its per-task losses into one optimizer step.
 //!
-//! On a step that recomputes the weights, all `K` task gradients come from ONE backward pass of
-//! `sum_k L_k`, see [`ComponentLearner::task_gradients`]. They are written as the rows of one
-//! `[K, P]` matrix `J` over the shared parameters, kept between steps (a fresh one per step cost
-//! as much again in page faults on the CPU); the Gram matrix `J J^T` accumulates layer by layer
-//! while each layer's block is still in cache, and `d = w^T J` is one product. Only the `K x K`
-//! Gram entries (with the losses) reach the host. On the other steps (loss-only methods, or in between weight refreshes) the
-//! last weights are fixed loss weights and one plain backward of `sum_k w_k L_k` gives the same
-//! kind of direction at the cost of an ordinary update.
+//! On a step that recomputes the weights, the task gradients come from the per-task gradient pass
+//! ([`crate::task_gradients`]) and the combiner's weights from their Gram matrix. On the other
+//! steps (loss-only methods, or in between weight refreshes) the last weights are fixed loss
+//! weights and one plain backward of `sum_k w_k L_k` gives the same kind of direction at the cost
+//! of an ordinary update.
 //!
 //! The parameters are views into one flat buffer, shared parameters first, so that Adam and the
 //! direction work on one tensor per component.
 use crate::adam::{Adam, FlatParams};
 use crate::config::Component;
 use crate::layout::Layout;
-use crate::network::{Param, Taps, Weights};
+use crate::network::{Param, Weights};
+use crate::task_gradients::{TaskGradientPass, TaskGradients};
 use crate::{AgentError, SkipReason};
 use rand::RngCore;
 use serde::Serialize;
-use solvers::{Combiner, Fallback, Gram, Jacobian, SolverError, TaskInput};
+use solvers::{Combination, Combiner, Fallback, Gram, Jacobian, SolverError, TaskInput, Tracked};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -102,49 +100,11 @@ impl ComponentReport {
 }
 
 /// Milliseconds since `since`, which restarts.
-fn lap(since: &mut Instant) -> f64 {
+pub(crate) fn lap(since: &mut Instant) -> f64 {
     let now = Instant::now();
     let ms = (now - *since).as_secs_f64() * 1e3;
     *since = now;
     ms
-}
-
-/// The per-task losses (`[K]`) and the task gradients: `shared` (`[K, P_shared]`) holds task
-/// `k`'s gradient over the shared parameters in row `k`, in the flat buffer's order, and `gram`
-/// is `shared shared^T`; `grads[i]` is parameter `i`'s gradients stacked along a leading task
-/// dimension (`[K, ...]`, a view into `shared` for a shared parameter).
-pub(crate) struct TaskGradients {
-    pub losses: Tensor,
-    pub shared: Tensor,
-    pub gram: Tensor,
-    pub grads: Vec<Tensor>,
-}
-
-/// How a parameter relates to the tasks, which decides how its task gradients are obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sharing {
-    /// Has a leading task dimension; block `k` only ever sees task `k`.
-    PerTask,
-    /// Weight or bias of a layer shared by all tasks.
-    SharedLayer,
-    /// Any other shared parameter (a shared temperature).
-    Shared,
-}
-
-impl Sharing {
-    fn of(param: &Param) -> Self {
-        match (param.per_task, param.in_layer) {
-            (true, _) => Sharing::PerTask,
-            (false, true) => Sharing::SharedLayer,
-            (false, false) => Sharing::Shared,
-        }
-    }
-}
-
-fn stacked_copies(param: &Tensor, num_tasks: usize) -> Tensor {
-    let mut shape = vec![num_tasks as i64];
-    shape.extend(param.size());
-    param.detach().unsqueeze(0).expand(shape.as_slice(), false).contiguous().set_requires_grad(true)
 }
 
 pub(crate) struct ComponentLearner {
@@ -153,12 +113,8 @@ pub(crate) struct ComponentLearner {
     pub params: Vec<Tensor>,
     /// All parameters: the shared ones first (in order), then those with a block per task.
     pub flat: Tensor,
-    /// Where each parameter starts in `flat`.
-    offsets: Vec<i64>,
-    shared_numel: i64,
-    /// The `[K, P_shared]` task gradients of the last refresh, reused as their storage.
-    task_gradient_storage: Option<Tensor>,
-    pub sharing: Vec<Sharing>,
+    /// Where each parameter lies in `flat`, and the per-task gradient pass over them.
+    pub gradients: TaskGradientPass,
     pub num_tasks: usize,
     pub adam: Adam,
     pub combiner: Box<dyn Combiner>,
@@ -198,18 +154,9 @@ impl ComponentLearner {
         combiner: Box<dyn Combiner>,
         settings: &LearnerSettings,
     ) -> Self {
-        let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
+        let gradients = TaskGradientPass::new(&params, num_tasks, combiner.needs().tracked);
         let values: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
-        let mut offsets = vec![0; values.len()];
-        let mut next = 0;
-        for per_task in [false, true] {
-            for (i, value) in values.iter().enumerate().filter(|(i, _)| (sharing[*i] == Sharing::PerTask) == per_task) {
-                offsets[i] = next;
-                next += value.numel() as i64;
-            }
-        }
-        let shared_numel = values.iter().zip(&sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(v, _)| v.numel() as i64).sum();
-        let FlatParams { flat, views } = FlatParams::zeros_like(&values, &offsets);
+        let FlatParams { flat, views } = FlatParams::zeros_like(&values, &gradients.offsets);
         let params = tch::no_grad(|| {
             views
                 .into_iter()
@@ -220,17 +167,14 @@ impl ComponentLearner {
                 })
                 .collect()
         });
-        let adam = Adam::new(&values, &offsets, settings.lr, settings.beta1, settings.beta2, settings.eps);
+        let adam = Adam::new(&values, &gradients.offsets, settings.lr, settings.beta1, settings.beta2, settings.eps);
         let weights = vec![1.0 / num_tasks as f64; num_tasks];
         let uploaded_weights = (weights.clone(), Tensor::from_slice(&weights).to_kind(Kind::Float).to_device(flat.device()));
         Self {
             component,
             params,
             flat,
-            offsets,
-            shared_numel,
-            task_gradient_storage: None,
-            sharing,
+            gradients,
             num_tasks,
             adam,
             combiner,
@@ -260,16 +204,19 @@ impl ComponentLearner {
 
     /// Where each parameter starts in the flat buffer (shared parameters first).
     pub fn offsets(&self) -> &[i64] {
-        &self.offsets
+        &self.gradients.offsets
     }
 
     /// One update from the per-task losses that `task_losses` computes for given parameters and
     /// layout (a `[K]` tensor). It may be called more than once (FAMO re-evaluates the losses
-    /// after the step).
+    /// after the step). `shared_last_good`: the weights a solve that falls back applies, kept
+    /// with other components, which every good solve overwrites; `None`: this component's own
+    /// last good weights.
     pub fn step(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         mut task_losses: impl FnMut(Weights, &Layout) -> Tensor,
     ) -> Result<ComponentReport, AgentError> {
         let start = Instant::now();
@@ -277,9 +224,9 @@ impl ComponentLearner {
         let refresh = self.combiner.needs().per_task_gradients() && self.updates.is_multiple_of(self.update_weights_every);
         self.updates += 1;
         let direction = if refresh {
-            self.combined_task_gradients(layout, rng, &mut task_losses, &mut report)?
+            self.combined_task_gradients(layout, rng, shared_last_good, &mut task_losses, &mut report)?
         } else {
-            self.weighted_loss_gradient(layout, rng, &mut task_losses, &mut report)?
+            self.weighted_loss_gradient(layout, rng, shared_last_good, &mut task_losses, &mut report)?
         };
         report.weights = self.weights.clone();
         let mut since = Instant::now();
@@ -306,145 +253,71 @@ impl ComponentLearner {
         Ok(report)
     }
 
-    /// All task gradients from ONE backward pass of `sum_k L_k`, without extra forward work:
-    /// - shared layers run on their shared weights and are tapped: the backward pass gives every
-    ///   sample's signal `delta` at each layer's output, and task `k`'s weight gradient is the sum
-    ///   of `delta x^T` over its samples (what the ordinary backward accumulates over the whole
-    ///   batch, kept apart per task), written straight into its row of `shared`;
-    /// - per-task parameters already have a task dimension, and block `k` only sees task `k`;
-    /// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
-    ///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
-    pub(crate) fn task_gradients(
-        &mut self,
-        layout: &Layout,
-        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
-        phases: &mut Phases,
-    ) -> Result<TaskGradients, AgentError> {
-        let mut since = Instant::now();
-        let k = self.num_tasks as i64;
-        let inputs: Vec<Tensor> = self
-            .params
-            .iter()
-            .zip(&self.sharing)
-            .map(|(param, sharing)| match sharing {
-                Sharing::PerTask => param.shallow_clone(),
-                Sharing::SharedLayer => param.detach(),
-                Sharing::Shared => stacked_copies(param, self.num_tasks),
-            })
-            .collect();
-        let taps = Taps::default();
-        let losses = task_losses(Weights::tapped(&inputs, &taps), layout);
-        let taps = taps.into_inner();
-        let tracked: Vec<usize> = (0..inputs.len()).filter(|&i| self.sharing[i] != Sharing::SharedLayer).collect();
-        let wrt: Vec<&Tensor> = tracked.iter().map(|&i| &inputs[i]).chain(taps.iter().map(|tap| &tap.output)).collect();
-        let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
-        phases.forward_backward_ms = lap(&mut since);
-
-        let (device, shared_numel) = (self.flat.device(), self.shared_numel);
-        let shared = self.task_gradient_storage.get_or_insert_with(|| Tensor::empty([k, shared_numel], (Kind::Float, device))).shallow_clone();
-        let mut gram = Tensor::zeros([k, k], (Kind::Float, device));
-        let mut add_to_gram = |first: usize, numel: i64| {
-            let block = shared.narrow(1, self.offsets[first], numel);
-            let _ = gram.addmm_(&block, &block.tr());
-        };
-        let shared_view = |i: usize| {
-            let mut shape = vec![k];
-            shape.extend(self.params[i].size());
-            shared.narrow(1, self.offsets[i], self.params[i].numel() as i64).view(shape.as_slice())
-        };
-        let mut grads: Vec<Option<Tensor>> = self.params.iter().map(|_| None).collect();
-        for (&i, grad) in tracked.iter().zip(&mut backward) {
-            grads[i] = Some(match self.sharing[i] {
-                Sharing::PerTask => grad,
-                _ => {
-                    let mut view = shared_view(i);
-                    view.copy_(&grad);
-                    add_to_gram(i, self.params[i].numel() as i64);
-                    view
-                }
-            });
-        }
-        for (use_, (tap, delta)) in taps.iter().zip(backward).enumerate() {
-            let (weight, bias) = (tap.weight_index, tap.weight_index + 1);
-            // A layer used more than once accumulates, as in any backward pass.
-            let accumulate = grads[weight].is_some();
-            for i in [weight, bias] {
-                grads[i].get_or_insert_with(|| shared_view(i));
-            }
-            let view = |i: usize| grads[i].as_ref().expect("just set");
-            layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
-            if taps[use_ + 1..].iter().all(|later| later.weight_index != weight) {
-                // Weight and bias are neighbours in the buffer.
-                add_to_gram(weight, (self.params[weight].numel() + self.params[bias].numel()) as i64);
-            }
-        }
-        let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
-        phases.task_gradients_ms = lap(&mut since);
-        Ok(TaskGradients { losses: losses.detach(), shared, gram, grads })
-    }
-
     /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`
-    /// with its squared norm.
+    /// (or `Y^T w` over the tracked average) with its squared norm.
     fn combined_task_gradients(
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
         let k = self.num_tasks;
-        let TaskGradients { losses, shared, gram, grads } = self.task_gradients(layout, task_losses, &mut report.phases)?;
+        let gradients = self.gradients.run(&self.params, layout, task_losses, &mut report.phases)?;
         let mut since = Instant::now();
-        let per_task: Vec<&Tensor> = grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(g, _)| g).collect();
-        // Parameters with a block per task do not enter the Gram matrix (their tasks cannot
-        // conflict), but their squared norms per task give the direction's norm on the host.
-        let per_task_squares = per_task.iter().fold(Tensor::zeros([k as i64], (Kind::Float, shared.device())), |sum, g| {
-            sum + g.reshape([k as i64, -1]).square().sum_dim_intlist(1, false, Kind::Float)
-        });
-        let host = report.download(&Tensor::cat(&[losses, gram.reshape([-1]), per_task_squares], 0))?;
+        let per_task_squares = self.gradients.per_task_squares(&gradients);
+        let TaskGradients { losses, shared, gram, .. } = &gradients;
+        let mut pieces = vec![losses.shallow_clone(), gram.reshape([-1]), per_task_squares];
+        pieces.extend(self.gradients.tracked_products(shared));
+        let host = report.download(&Tensor::cat(&pieces, 0))?;
         report.phases.gram_ms = lap(&mut since);
         if !report.record_task_losses(&host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
-        let (gram, per_task_squares) = host[k..].split_at(k * k);
-        if !gram.iter().chain(per_task_squares).all(|g| g.is_finite()) {
+        let (gram, rest) = host[k..].split_at(k * k);
+        let (per_task_squares, tracked) = rest.split_at(k);
+        if !gram.iter().chain(rest).all(|g| g.is_finite()) {
             return Ok(Err(SkipReason::NonFiniteGradient));
         }
         let gram: Vec<f64> = (0..k * k).map(|ij| 0.5 * (gram[ij] + gram[(ij % k) * k + ij / k])).collect();
         report.gram = Some(gram.clone());
         let gram = Gram::new(k, gram).map_err(|source| self.solver_error(source))?;
-        let jacobian = if self.combiner.needs().jacobian { Some(self.jacobian(&shared, report)?) } else { None };
-        let own_direction = match self.solve(Some(&gram), jacobian.as_ref(), rng, report)? {
-            Ok(own_direction) => own_direction,
+        let jacobian = if self.combiner.needs().jacobian { Some(self.jacobian(shared, report)?) } else { None };
+        let tracked = match tracked.split_at(tracked.len() / 2) {
+            ([], []) => None,
+            (average, cross) => Some(Tracked::new(k, average.to_vec(), cross).map_err(|source| self.solver_error(source))?),
+        };
+        let host_losses = report.task_losses.clone();
+        let input = TaskInput { gram: Some(&gram), losses: Some(&host_losses), jacobian: jacobian.as_ref(), tracked: tracked.as_ref() };
+        let combination = match self.solve(&input, rng, shared_last_good, report)? {
+            Ok(combination) => combination,
             Err(reason) => return Ok(Err(reason)),
         };
         since = Instant::now();
-        let weights = self.weights_on_device(report);
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
-        let (shared_direction, shared_squared_norm) = match own_direction {
+        let (weights, shared_direction, shared_squared_norm) = match combination {
             // A method that builds d itself (GradDrop), over the shared coordinates in order.
-            Some(own) => (report.upload(&own, &shared), own.iter().map(|x| x * x).sum::<f64>()),
-            None => {
-                let quadratic = (0..k).map(|i| (0..k).map(|j| self.weights[i] * gram.matrix()[(i, j)] * self.weights[j]).sum::<f64>()).sum::<f64>();
-                (weights.unsqueeze(0).matmul(&shared).reshape([-1]), quadratic)
+            Combination { direction: Some(own), .. } => {
+                (self.weights_on_device(report), report.upload(&own, shared), own.iter().map(|x| x * x).sum::<f64>())
+            }
+            // A method that tracks the task gradients (MoCo): the weights and the scale of this
+            // step's gradients in its average reach the device in one copy.
+            Combination { tracking: Some(update), .. } => {
+                let uploaded = report.upload(&[self.weights.as_slice(), &update.scale].concat(), shared);
+                let weights = uploaded.narrow(0, 0, k as i64);
+                self.uploaded_weights = (self.weights.clone(), weights.shallow_clone());
+                let average = self.gradients.track(shared, update.decay, &uploaded.narrow(0, k as i64, k as i64));
+                let direction = weights.unsqueeze(0).matmul(&average).reshape([-1]);
+                (weights, direction, quadratic_form(&self.weights, &update.gram))
+            }
+            _ => {
+                let weights = self.weights_on_device(report);
+                let direction = weights.unsqueeze(0).matmul(shared).reshape([-1]);
+                (weights, direction, quadratic_form(&self.weights, &gram))
             }
         };
-        let per_task_directions: Vec<Tensor> = grads
-            .iter()
-            .zip(&self.sharing)
-            .filter(|(_, &s)| s == Sharing::PerTask)
-            .map(|(grad, _)| {
-                // Block k only carries task k's gradient: d's block k is w_k g_k.
-                let mut shape = vec![k as i64];
-                shape.resize(grad.dim(), 1);
-                (grad * weights.view(shape.as_slice())).reshape([-1])
-            })
-            .collect();
-        let direction = if per_task_directions.is_empty() {
-            shared_direction
-        } else {
-            Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0)
-        };
+        let direction = self.gradients.direction(&gradients, shared_direction, &weights);
         report.phases.direction_ms = lap(&mut since);
         // Rounding can take a vanishing quadratic form below zero.
         Ok(Ok((direction, (shared_squared_norm + per_task_part).max(0.0))))
@@ -457,6 +330,7 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<(Tensor, f64), SkipReason>, AgentError> {
@@ -473,7 +347,9 @@ impl ComponentLearner {
             }
         }
         if solves {
-            if let Err(reason) = self.solve(None, None, rng, report)? {
+            let host_losses = report.task_losses.clone();
+            let input = TaskInput { losses: Some(&host_losses), ..TaskInput::default() };
+            if let Err(reason) = self.solve(&input, rng, shared_last_good, report)? {
                 return Ok(Err(reason));
             }
             if self.batch_mean {
@@ -502,7 +378,7 @@ impl ComponentLearner {
     /// Per-parameter tensors as one flat tensor in the buffer's order.
     fn flatten(&self, per_param: &[Tensor]) -> Tensor {
         let mut order: Vec<usize> = (0..per_param.len()).collect();
-        order.sort_by_key(|&i| self.offsets[i]);
+        order.sort_by_key(|&i| self.gradients.offsets[i]);
         Tensor::cat(&order.iter().map(|&i| per_param[i].reshape([-1])).collect::<Vec<_>>(), 0)
     }
 
@@ -514,29 +390,35 @@ impl ComponentLearner {
         self.uploaded_weights.1.shallow_clone()
     }
 
-    /// Runs the combiner on this step's losses (and Gram matrix or Jacobian) and keeps its
-    /// weights; returns the direction over the shared parameters of a method that builds it
-    /// itself (GradDrop).
+    /// Runs the combiner on this step's `input` and keeps the weights to apply: its own, or after
+    /// a fallback the last good ones (`shared_last_good` when given, which a good solve
+    /// overwrites).
     fn solve(
         &mut self,
-        gram: Option<&Gram>,
-        jacobian: Option<&Jacobian>,
+        input: &TaskInput,
         rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
         report: &mut ComponentReport,
-    ) -> Result<Result<Option<Vec<f64>>, SkipReason>, AgentError> {
-        let input = TaskInput { gram, losses: Some(&report.task_losses), jacobian };
+    ) -> Result<Result<Combination, SkipReason>, AgentError> {
         let solver_start = Instant::now();
-        let combination = match solvers::combine(&mut *self.combiner, self.num_tasks, &input, rng) {
+        let combination = match solvers::combine(&mut *self.combiner, self.num_tasks, input, rng) {
             Ok(combination) => combination,
             Err(SolverError::NonFiniteResult { .. }) => return Ok(Err(SkipReason::NonFiniteWeights)),
             Err(source) => return Err(self.solver_error(source)),
         };
         report.solver_us = solver_start.elapsed().as_secs_f64() * 1e6;
-        let combination = combination.or_last_good(&self.weights);
+        let combination = match shared_last_good {
+            Some(shared) => {
+                let combination = combination.or_last_good(shared);
+                shared.clone_from(&combination.weights);
+                combination
+            }
+            None => combination.or_last_good(&self.weights),
+        };
         report.fallback = combination.fallback;
         self.fallbacks += u64::from(combination.fallback.is_some());
-        self.weights = combination.weights;
-        Ok(Ok(combination.direction))
+        self.weights.clone_from(&combination.weights);
+        Ok(Ok(combination))
     }
 
     /// FAMO's hook: the losses on the same batch after the step, without gradients.
@@ -584,10 +466,17 @@ impl ComponentLearner {
     }
 }
 
+/// `w^T M w`.
+fn quadratic_form(w: &[f64], gram: &Gram) -> f64 {
+    let k = w.len();
+    (0..k).map(|i| (0..k).map(|j| w[i] * gram.matrix()[(i, j)] * w[j]).sum::<f64>()).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::network::Mlp;
+    use crate::task_gradients::Sharing;
     use solvers::{CombinerConfig, Method};
 
     /// A regression loss through a network with a shared trunk and per-task heads.
@@ -595,8 +484,8 @@ mod tests {
         move |weights, layout| layout.task_means(&(mlp.forward(weights, &layout.arrange(x)).squeeze_dim(-1) - layout.arrange(y)).square())
     }
 
-    #[test]
-    fn the_direction_of_fresh_weights_is_the_gradient_of_the_weighted_loss() {
+    /// A learner of `method` for a network with a shared trunk and per-task heads, and a batch.
+    fn learner_and_batch(method: Method) -> (ComponentLearner, Mlp, Tensor, Tensor, Layout) {
         tch::manual_seed(3);
         let (k, counts) = (3, [5, 9, 2]);
         let mlp = Mlp::new(4, &[16, 16], 1, |layer, layers| layer + 1 == layers, k);
@@ -610,29 +499,66 @@ mod tests {
             max_consecutive_skips: 1,
             batch_mean: false,
         };
-        let combiner = CombinerConfig::new(Method::Mgda).build(k).unwrap();
+        let combiner = CombinerConfig::new(method).build(k).unwrap();
         let mut init_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-        let mut learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
+        let learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
         let rows = counts.iter().sum::<usize>() as i64;
         let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, tch::Device::Cpu)), Tensor::randn([rows], (Kind::Float, tch::Device::Cpu)));
-        let layout = Layout::task_major(&counts, tch::Device::Cpu);
+        (learner, mlp, x, y, Layout::task_major(&counts, tch::Device::Cpu))
+    }
+
+    /// Checks `direction` and its squared norm against a backward pass of `sum_k w_k L_k`, with
+    /// `shared_weights` over the shared parameters and `per_task_weights` over the others.
+    fn assert_direction(learner: &ComponentLearner, losses: Tensor, (direction, squared_norm): (Tensor, f64), shared_weights: &[f64], per_task_weights: &[f64]) {
+        let weighted = |w: &[f64]| (&losses * Tensor::from_slice(w).to_kind(Kind::Float)).sum(Kind::Float);
+        let shared = Tensor::run_backward(&[weighted(shared_weights)], &learner.params, true, false);
+        let per_task = Tensor::run_backward(&[weighted(per_task_weights)], &learner.params, false, false);
+        let mut expected_squared_norm = 0.0;
+        for (i, param) in learner.params.iter().enumerate() {
+            let e = if learner.gradients.sharing[i] == Sharing::PerTask { &per_task[i] } else { &shared[i] };
+            let d = direction.narrow(0, learner.offsets()[i], param.numel() as i64).view(param.size().as_slice());
+            let error = (d - e).abs().max().double_value(&[]);
+            assert!(error <= 1e-5 * e.abs().max().double_value(&[]).max(1.0), "parameter {i}: direction off by {error}");
+            expected_squared_norm += e.square().sum(Kind::Double).double_value(&[]);
+        }
+        assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 on the host: {squared_norm} vs {expected_squared_norm}");
+    }
+
+    #[test]
+    fn the_direction_of_fresh_weights_is_the_gradient_of_the_weighted_loss() {
+        let (mut learner, mlp, x, y, layout) = learner_and_batch(Method::Mgda);
+        let k = learner.num_tasks;
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
         let mut report = ComponentReport::empty(Component::Critic);
         let mut losses = regression(&mlp, &x, &y);
-        let (direction, squared_norm) = learner.combined_task_gradients(&layout, &mut rng, &mut losses, &mut report).unwrap().unwrap();
+        let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
         let weights: Vec<f64> = learner.weights.clone();
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-6, "MGDA weights lie on the simplex: {weights:?}");
         assert!(weights.iter().any(|&w| (w - 1.0 / k as f64).abs() > 1e-3), "weights should not be uniform: {weights:?}");
-        let weighted = (losses(Weights::new(&learner.params), &layout) * Tensor::from_slice(&weights).to_kind(Kind::Float)).sum(Kind::Float);
-        let expected = Tensor::run_backward(&[weighted], &learner.params, false, false);
-        for ((e, &offset), param) in expected.iter().zip(learner.offsets()).zip(&learner.params) {
-            let d = direction.narrow(0, offset, param.numel() as i64).view(param.size().as_slice());
-            let error = (d - e).abs().max().double_value(&[]);
-            assert!(error <= 1e-5 * e.abs().max().double_value(&[]).max(1.0), "direction off by {error}");
-        }
-        let expected_squared_norm = expected.iter().map(|e| e.square().sum(Kind::Double).double_value(&[])).sum::<f64>();
-        assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 from the Gram matrix: {squared_norm} vs {expected_squared_norm}");
+        assert_direction(&learner, losses(Weights::new(&learner.params), &layout), step, &weights, &weights);
         let gram = report.gram.unwrap();
         assert!((0..k).all(|i| (0..k).all(|j| gram[i * k + j] == gram[j * k + i])));
+    }
+
+    /// MoCo's direction over the shared parameters is `Y^T lambda` of its average on the device:
+    /// on the same gradients twice, `Y = (beta_1 (1 - beta_2) + beta_2) diag(|L_k| / ||g_k||) J`,
+    /// a weighted loss's gradient; the per-task heads get `lambda_k g_k`.
+    #[test]
+    fn moco_directions_come_from_the_average_tracked_on_the_device() {
+        let (mut learner, mlp, x, y, layout) = learner_and_batch(Method::Moco);
+        let k = learner.num_tasks;
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let mut losses = regression(&mlp, &x, &y);
+        let mut tracked = 0.0;
+        for beta in [0.5, 0.5 / 2f64.sqrt()] {
+            let mut report = ComponentReport::empty(Component::Critic);
+            let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
+            assert_eq!(report.host_transfers, 2, "the losses with the K x K products, then the weights with the scale");
+            tracked = (1.0 - beta) * tracked + beta;
+            let gram = report.gram.unwrap();
+            let lambda = learner.weights.clone();
+            let shared: Vec<f64> = (0..k).map(|i| lambda[i] * tracked * report.task_losses[i].abs() / (gram[i * k + i].sqrt() + 1e-8)).collect();
+            assert_direction(&learner, losses(Weights::new(&learner.params), &layout), step, &shared, &lambda);
+        }
     }
 }

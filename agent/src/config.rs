@@ -102,6 +102,23 @@ pub struct CombineConfig {
     /// `mt10` (the MT10 code behind its published MT10 result; the `mtrl` preset's choice).
     #[serde(default = "famo_solver_default")]
     pub famo_solver: Solver,
+    /// Which last good weights a Nash-MTL solve that falls back applies.
+    #[serde(default)]
+    pub nash_fallback: NashFallback,
+}
+
+/// The weights a Nash-MTL solve that falls back applies (the temperature's rank-1 Gram has no
+/// solution once its entropy gaps have mixed signs, so this decides most of its updates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NashFallback {
+    /// One vector shared by critic, actor and temperature, overwritten by every good solve of
+    /// any of them (critic, then actor, then temperature within an update); uniform before the
+    /// first. The MT10 port's `prvs_alpha` (Cranial-XIX/FAMO, `mtrl_files/nashmtl.py`).
+    #[default]
+    Shared,
+    /// Each component's own last good weights.
+    PerComponent,
 }
 
 fn famo_solver_default() -> Solver {
@@ -128,6 +145,7 @@ impl CombineConfig {
             update_weights_every: 1,
             ls_reduction: LsReduction::TaskMeans,
             famo_solver: famo_solver_default(),
+            nash_fallback: NashFallback::Shared,
         }
     }
 

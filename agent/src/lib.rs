@@ -16,11 +16,12 @@ mod network;
 mod policy;
 mod replay;
 mod sac;
+mod task_gradients;
 #[cfg(test)]
 mod testing;
 
 pub use component::{ComponentReport, Phases};
-pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, SacConfig, Sampling, Temperature};
+pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, NashFallback, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
 pub use sac::{ActionMode, Sac, UpdateReport};

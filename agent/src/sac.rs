@@ -3,7 +3,7 @@
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
-use crate::config::{Architecture, Component, LsReduction, SacConfig, Temperature};
+use crate::config::{Architecture, Component, LsReduction, NashFallback, SacConfig, Temperature};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
@@ -75,6 +75,8 @@ pub struct Sac {
     /// Optimises `log(alpha)`, one value shared by all tasks or one per task.
     pub(crate) alpha_learner: ComponentLearner,
     target_entropy: f64,
+    /// Under [`NashFallback::Shared`], the last good Nash-MTL weights of any component.
+    pub(crate) shared_last_good: Option<Vec<f64>>,
     pub(crate) replay: ReplayBuffer,
     pub(crate) rng: ChaCha8Rng,
 }
@@ -132,7 +134,9 @@ impl Sac {
         let actor_learner = learner(Component::Actor, actor.init(device, &mut rng), config.actor_lr)?;
         let alpha_learner = learner(Component::Alpha, alpha_params, config.alpha_lr)?;
         let replay = ReplayBuffer::new(config.sampling, config.replay_capacity, k, obs_dim, action_dim);
+        let shared_nash = config.combine.combiner.method == Method::Nash && config.combine.nash_fallback == NashFallback::Shared;
         Ok(Self {
+            shared_last_good: shared_nash.then(|| vec![1.0 / k as f64; k]),
             target_entropy: config.target_entropy.unwrap_or(-(action_dim as f64)),
             config,
             num_tasks: k,
@@ -261,14 +265,17 @@ impl Sac {
             layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
         });
         let bellman_target_ms = start.elapsed().as_secs_f64() * 1e3 - sample_ms;
-        let critic_report = self.critic_learner.step(&layout, &mut self.rng, |weights, layout| {
+        let shares = |learner: &ComponentLearner| learner.combiner.method() == Method::Nash;
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.critic_learner));
+        let critic_report = self.critic_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
 
         // Actor: maximise the soft value under the updated critic (whose parameters it does not train).
         let critic_params = self.critic_learner.detached();
         let mut entropy_gap = None;
-        let actor_report = self.actor_learner.step(&layout, &mut self.rng, |weights, layout| {
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
+        let actor_report = self.actor_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             let (losses, log_prob) = actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha);
             // The temperature learns from the log-probabilities of this pass (as mtrl), not from
             // a re-evaluation after the step (FAMO).
@@ -278,8 +285,9 @@ impl Sac {
 
         // Temperature: alpha_k rises while task k's policy entropy is below the target.
         let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.alpha_learner));
         let alpha_report =
-            self.alpha_learner.step(&layout, &mut self.rng, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
+            self.alpha_learner.step(&layout, &mut self.rng, shared, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
 
         let polyak_start = Instant::now();
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
@@ -381,26 +389,27 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{Phases, Sharing};
+    use crate::component::Phases;
+    use crate::task_gradients::Sharing;
     use crate::testing::small_sac;
 
     /// Task `k`'s gradient from the batched pass equals a backward pass of `L_k` alone, and so
     /// does the Gram matrix of the shared parameters' gradients.
     fn assert_task_gradients_match(learner: &mut ComponentLearner, layout: &Layout, mut losses: impl FnMut(Weights, &Layout) -> Tensor) {
-        let batched = learner.task_gradients(layout, &mut losses, &mut Phases::default()).unwrap();
+        let batched = learner.gradients.run(&learner.params, layout, &mut losses, &mut Phases::default()).unwrap();
         let mut shared_rows = Vec::new();
         for task in 0..learner.num_tasks as i64 {
             let loss = losses(Weights::new(&learner.params), layout).get(task);
             let loss_error = (batched.losses.get(task) - &loss).abs().double_value(&[]);
             assert!(loss_error <= 1e-5 * loss.abs().double_value(&[]).max(1.0), "{}: task loss off by {loss_error}", learner.component);
             let separate = Tensor::run_backward(&[loss], &learner.params, false, false);
-            for (i, ((batched, separate), &sharing)) in batched.grads.iter().zip(&separate).zip(&learner.sharing).enumerate() {
+            for (i, ((batched, separate), &sharing)) in batched.grads.iter().zip(&separate).zip(&learner.gradients.sharing).enumerate() {
                 let expected = if sharing == Sharing::PerTask { separate.get(task) } else { separate.shallow_clone() };
                 let error = (batched.get(task) - &expected).abs().max().double_value(&[]);
                 let scale = expected.abs().max().double_value(&[]).max(1.0);
                 assert!(error <= 1e-5 * scale, "{} parameter {i}, task {task}: off by {error} (scale {scale})", learner.component);
             }
-            let shared = separate.iter().zip(&learner.sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(g, _)| g.reshape([-1]));
+            let shared = separate.iter().zip(&learner.gradients.sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(g, _)| g.reshape([-1]));
             shared_rows.push(Tensor::cat(&shared.chain([Tensor::zeros([0], (Kind::Float, separate[0].device()))]).collect::<Vec<_>>(), 0).to_kind(Kind::Double));
         }
         let rows = Tensor::stack(&shared_rows, 0);
@@ -469,7 +478,9 @@ mod safety_tests {
     #[test]
     fn an_update_copies_between_host_and_device_only_the_batch_losses_gram_weights_and_temperature() {
         // ls with task means, ls with the batch mean (the mtrl preset), fairgrad.
-        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2)] {
+        // moco: the losses with the Gram matrix and its tracked products, then the weights with
+        // the scale of the gradients in the average.
+        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2), (Some(Method::Moco), 2)] {
             let config = |config: SacConfig| match combine {
                 Some(method) => SacConfig { combine: CombineConfig::new(method), ..config },
                 None => config,

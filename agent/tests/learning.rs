@@ -1,10 +1,11 @@
-//! MT-SAC learns the toy suite (point masses reaching their goals) with `ls` and with `fairgrad`;
-//! Nash-MTL keeps the shared temperature learning.
+//! MT-SAC learns the toy suite (point masses reaching their goals) with `ls`, `fairgrad` and
+//! `moco`; Nash-MTL keeps the shared temperature learning, and a temperature solve that falls back
+//! applies the weights its critic and actor shared last.
 //!
 //! The suite is used with its loud task at the others' reward scale: with the default 30x task,
 //! `ls` learns only the loud task within a budget like this one (measured: 5,000 steps), which is
 //! the imbalance the combiners are for, not a check that learning works.
-use agent::{ActionMode, CombineConfig, DeviceChoice, Sac, SacConfig, UpdateReport};
+use agent::{ActionMode, CombineConfig, DeviceChoice, NashFallback, Sac, SacConfig, UpdateReport};
 use envs::toy::{ToyConfig, ToyEnv};
 use envs::MultiTaskEnv;
 use solvers::Method;
@@ -17,7 +18,7 @@ fn toy() -> ToyConfig {
     ToyConfig { loud_task_scale: 1.0, ..ToyConfig::default() }
 }
 
-fn config(method: Method) -> SacConfig {
+fn config(combine: CombineConfig) -> SacConfig {
     SacConfig {
         hidden: vec![64, 64],
         batch_size: 256,
@@ -26,7 +27,7 @@ fn config(method: Method) -> SacConfig {
         critic_lr: 1e-3,
         init_temperature: 0.1,
         device: DeviceChoice::Cpu,
-        combine: CombineConfig::new(method),
+        combine,
         ..SacConfig::mtrl()
     }
 }
@@ -51,12 +52,16 @@ fn success_rate(sac: &mut Sac) -> f64 {
 
 /// Trains on the toy suite for `steps` (random actions first), handing every update's report to
 /// `inspect`.
-fn train(method: Method, steps: usize, mut inspect: impl FnMut(usize, &UpdateReport)) -> Sac {
+fn train(method: Method, steps: usize, inspect: impl FnMut(usize, &UpdateReport)) -> Sac {
+    train_on(toy(), CombineConfig::new(method), steps, inspect)
+}
+
+fn train_on(suite: ToyConfig, combine: CombineConfig, steps: usize, mut inspect: impl FnMut(usize, &UpdateReport)) -> Sac {
     // The tests run side by side: one libtorch thread each fits 2 cores (an oversubscribed
     // OpenMP pool slows updates 10-100x, measured here).
     tch::set_num_threads(1);
-    let mut env = ToyEnv::new(toy(), 1).unwrap();
-    let mut sac = Sac::new(config(method), env.spec(), 1).unwrap();
+    let mut env = ToyEnv::new(suite, 1).unwrap();
+    let mut sac = Sac::new(config(combine), env.spec(), 1).unwrap();
     let mut obs = env.reset().unwrap();
     for t in 0..steps {
         let actions = if t < WARMUP_STEPS { sac.random_actions() } else { sac.act(&obs, ActionMode::Stochastic).unwrap() };
@@ -70,7 +75,9 @@ fn train(method: Method, steps: usize, mut inspect: impl FnMut(usize, &UpdateRep
     sac
 }
 
-fn assert_learns(method: Method) {
+/// Trains `method` and checks the deterministic policy succeeds in at least `threshold` of the
+/// episodes, where the untrained one succeeds in fewer than half.
+fn assert_learns(method: Method, threshold: f64) {
     let untrained = success_rate(&mut train(method, 0, |_, _| {}));
     assert!(untrained < 0.5, "{method}: the untrained policy already succeeds ({untrained})");
     let mut sac = train(method, TRAINING_STEPS, |t, report| {
@@ -80,7 +87,7 @@ fn assert_learns(method: Method) {
     });
     let trained = success_rate(&mut sac);
     eprintln!("{method}: success {untrained} untrained, {trained} after {TRAINING_STEPS} steps");
-    assert!(trained >= 0.75, "{method}: success {trained} after {TRAINING_STEPS} steps");
+    assert!(trained >= threshold, "{method}: success {trained} after {TRAINING_STEPS} steps");
 }
 
 /// The shared temperature's K task gradients form a rank-1 Gram; once the tasks' entropy gaps
@@ -109,10 +116,68 @@ fn nash_keeps_the_shared_temperature_learning() {
 
 #[test]
 fn mt_sac_learns_the_toy_suite_with_ls() {
-    assert_learns(Method::Ls);
+    assert_learns(Method::Ls, 0.75);
 }
 
 #[test]
 fn mt_sac_learns_the_toy_suite_with_fairgrad() {
-    assert_learns(Method::FairGrad);
+    assert_learns(Method::FairGrad, 0.75);
+}
+
+/// MoCo learns, more slowly: its average's step `0.5 / sqrt(t)` is 0.01 by update 2,200, so `Y`
+/// lags about 100 updates behind the gradients (measured: success 0.425 after 2,500 steps, where
+/// ls and fairgrad reach 0.75).
+#[test]
+fn mt_sac_learns_the_toy_suite_with_moco() {
+    assert_learns(Method::Moco, 0.3);
+}
+
+/// The toy preset's suite (one task with 30x rewards), 3,000 steps. Under the shared rule (the
+/// MT10 port's), every component's solve that falls back applies the last good weights of any
+/// component, and every good solve replaces them: the temperature's fallbacks apply the actor's
+/// weights of the same update whenever the actor's solve was good. Under the per-component rule
+/// they apply the temperature's own last good weights, which reach hundreds (issue 19 measured 532).
+/// Measured here: 2,027 of 2,700 temperature solves fall back under the shared rule, all after a
+/// good actor solve, and apply weights of at most 8.7 (the actor's); 2,088 under the per-component
+/// rule, applying up to 470. The temperature's own good solves reach 435 under either rule.
+#[test]
+fn nash_fallbacks_apply_the_weights_shared_by_all_components() {
+    let k = ToyConfig::default().num_tasks;
+    let run = |nash_fallback: NashFallback| {
+        let combine = CombineConfig { nash_fallback, ..CombineConfig::new(Method::Nash) };
+        let (mut shared, mut largest, mut largest_on_fallback, mut solves, mut fallbacks) = (vec![1.0 / k as f64; k], 0.0f64, 0.0f64, 0, 0);
+        let (mut after_good_actor, mut from_actor) = (0, 0);
+        train_on(ToyConfig::default(), combine, 3000, |t, report| {
+            for component in [&report.critic, &report.actor, &report.alpha] {
+                if component.gram.is_none() || component.skipped.is_some() {
+                    continue;
+                }
+                match component.fallback {
+                    None => shared.clone_from(&component.weights),
+                    Some(_) if nash_fallback == NashFallback::Shared => {
+                        assert_eq!(component.weights, shared, "step {t}: the {} fallback applies the shared weights", component.component);
+                    }
+                    Some(_) => {}
+                }
+            }
+            solves += 1;
+            let most = report.alpha.weights.iter().fold(0.0f64, |a, &w| a.max(w));
+            largest = largest.max(most);
+            if report.alpha.fallback.is_some() {
+                fallbacks += 1;
+                largest_on_fallback = largest_on_fallback.max(most);
+                if report.actor.fallback.is_none() {
+                    after_good_actor += 1;
+                    from_actor += usize::from(report.alpha.weights == report.actor.weights);
+                }
+            }
+        });
+        eprintln!("nash fallback {nash_fallback:?}: {fallbacks} of {solves} temperature solves fell back, {after_good_actor} after a good actor solve, {from_actor} of them applied the actor's weights; largest temperature weight {largest:.3}, {largest_on_fallback:.3} on a fallback");
+        (fallbacks, after_good_actor, from_actor, largest_on_fallback)
+    };
+    let (fallbacks, after_good_actor, from_actor, largest) = run(NashFallback::Shared);
+    assert!(fallbacks > 0, "the run should meet Pareto-stationary temperature gradients");
+    assert_eq!(from_actor, after_good_actor, "a temperature fallback after a good actor solve applies the actor's weights");
+    let (_, _, _, largest_own) = run(NashFallback::PerComponent);
+    assert!(largest < largest_own, "the shared rule's temperature fallbacks apply smaller weights: {largest} vs {largest_own}");
 }

@@ -5,7 +5,7 @@ use solvers::{CombinerConfig, Method, MgdaNormalization, Solver};
 /// not use are rejected when the combiner is built.
 #[derive(Debug, Clone, Args)]
 pub struct CombinerArgs {
-    /// ls | fairgrad | nash | mgda | pcgrad | cagrad | imtlg | famo | emtl | rlw | si | uw | dwa | banditmtl | graddrop
+    /// ls | fairgrad | nash | mgda | pcgrad | cagrad | imtlg | famo | emtl | rlw | si | uw | dwa | banditmtl | graddrop | moco
     #[arg(long, value_parser = parse::<Method>)]
     pub method: Method,
     /// FairGrad's alpha [default: 2]
@@ -31,15 +31,22 @@ pub struct CombinerArgs {
     /// Mirror-ascent step of emtl and banditmtl [default: 0.5]
     #[arg(long)]
     pub eta: Option<f64>,
-    /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K
+    /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K; moco's L2 term in its
+    /// weight step (0)
     #[arg(long)]
     pub rho: Option<f64>,
-    /// EMTL's weight on MGDA [default: 0.5]
+    /// EMTL's weight on MGDA [default: 0.5]; moco's step size of its gradient average [default: 0.5]
     #[arg(long)]
     pub beta: Option<f64>,
-    /// FAMO's weight decay on its logits [default: 0.01]
+    /// MoCo's decay exponent of beta, beta_t = beta / t^beta_sigma [default: 0.5]
+    #[arg(long)]
+    pub beta_sigma: Option<f64>,
+    /// FAMO's weight decay on its logits [default: 0.01]; moco's step size of its weights [default: 0.1]
     #[arg(long)]
     pub gamma: Option<f64>,
+    /// MoCo's decay exponent of gamma, gamma_t = gamma / t^gamma_sigma [default: 0.5]
+    #[arg(long)]
+    pub gamma_sigma: Option<f64>,
     /// Apply the alpha-fair loss transform L^(1-a)/(1-a) under the method (positive losses only)
     #[arg(long)]
     pub loss_alpha: Option<f64>,
@@ -62,7 +69,9 @@ impl CombinerArgs {
             eta: self.eta,
             rho: self.rho,
             beta: self.beta,
+            beta_sigma: self.beta_sigma,
             gamma: self.gamma,
+            gamma_sigma: self.gamma_sigma,
             loss_alpha: self.loss_alpha,
         }
     }

@@ -4,7 +4,7 @@
 //! anything is created.
 use crate::combiner_args::CombinerArgs;
 use crate::UsageError;
-use agent::{DeviceChoice, SacConfig};
+use agent::{DeviceChoice, NashFallback, SacConfig};
 use anyhow::{anyhow, bail, Context};
 use envs::{EnvConfig, MultiTaskEnv};
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,10 @@ pub struct ConfigArgs {
     /// cpu | cuda | auto (agent.device)
     #[arg(long, value_parser = parse_device)]
     pub device: Option<DeviceChoice>,
+    /// The weights a Nash-MTL solve that falls back applies: shared (the last good ones of any
+    /// component, as the MT10 port) | per_component (agent.combine.nash_fallback)
+    #[arg(long, value_parser = parse_nash_fallback)]
+    pub nash_fallback: Option<NashFallback>,
     /// MetaWorld tasks to train on, e.g. reach,push (env.tasks)
     #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
@@ -218,6 +222,14 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
         "cuda" => Ok(DeviceChoice::Cuda),
         "auto" => Ok(DeviceChoice::Auto),
         _ => Err(format!("unknown device `{s}` (expected cpu, cuda or auto)")),
+    }
+}
+
+fn parse_nash_fallback(s: &str) -> Result<NashFallback, String> {
+    match s {
+        "shared" => Ok(NashFallback::Shared),
+        "per_component" => Ok(NashFallback::PerComponent),
+        _ => Err(format!("unknown nash fallback `{s}` (expected shared or per_component)")),
     }
 }
 
@@ -246,6 +258,9 @@ impl ConfigArgs {
         }
         if let Some(device) = self.device {
             config.agent.device = device;
+        }
+        if let Some(rule) = self.nash_fallback {
+            config.agent.combine.nash_fallback = rule;
         }
         if let Some(tasks) = &self.tasks {
             match &mut config.env {

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use solvers::{combine, direction, Fallback, Gram, Jacobian, TaskInput};
+use solvers::{combine, direction, Fallback, Gram, Jacobian, TaskInput, Tracked};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,9 @@ struct Output {
     method: String,
     /// Weights on the raw task gradients: `d = sum_i weights[i] g_i`.
     weights: Vec<f64>,
+    /// MoCo's own weights `lambda` on its tracked average `Y` (`d = Y^T lambda`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda: Option<Vec<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     direction: Option<Vec<f64>>,
     fallback: Option<Fallback>,
@@ -69,9 +72,16 @@ fn solve(args: &Args) -> anyhow::Result<Output> {
     if needs.losses && input.losses.is_none() {
         return Err(anyhow!("{} needs the task losses: add \"losses\" to the input", args.combiner.method));
     }
-    let task_input = TaskInput { gram: Some(&gram), losses: input.losses.as_deref(), jacobian: jacobian.as_ref() };
+    // A method that tracks the gradients takes its first step, from a zero average.
+    let tracked = needs.tracked.then(|| Tracked::zero(k));
+    let task_input = TaskInput { gram: Some(&gram), losses: input.losses.as_deref(), jacobian: jacobian.as_ref(), tracked: tracked.as_ref() };
     // As in training: a solve that falls back applies the last good weights, here uniform.
     let combination = combine(combiner.as_mut(), k, &task_input, &mut ChaCha8Rng::seed_from_u64(args.seed))?.or_last_good(&vec![1.0 / k as f64; k]);
-    let direction = combination.direction.or_else(|| jacobian.as_ref().map(|j| direction(&combination.weights, j)));
-    Ok(Output { method: args.combiner.method.to_string(), weights: combination.weights, direction, fallback: combination.fallback })
+    // From a zero average, Y = diag(scale) J: d = Y^T lambda has raw weights scale_i lambda_i.
+    let (weights, lambda) = match &combination.tracking {
+        Some(update) => (combination.weights.iter().zip(&update.scale).map(|(l, s)| l * s).collect(), Some(combination.weights)),
+        None => (combination.weights, None),
+    };
+    let direction = combination.direction.or_else(|| jacobian.as_ref().map(|j| direction(&weights, j)));
+    Ok(Output { method: args.combiner.method.to_string(), weights, lambda, direction, fallback: combination.fallback })
 }

@@ -114,3 +114,20 @@ fn bad_input_is_a_one_line_usage_error() {
     usage_error(&["--method", "ls", "--input", "-"], r#"{"gram": [[1]], "jacobian": [[1]]}"#);
     usage_error(&["--method", "ls", "--input", "-"], "{}");
 }
+
+/// MoCo's first step (from a zero average) on the spec Jacobian, as LibMTL's `MoCo.py` computes
+/// it (see solvers/tests/reference_values.rs): `lambda`, the direction `Y^T lambda`, and the
+/// weights on the raw gradients that give the same direction.
+#[test]
+fn moco_takes_its_first_step() {
+    let out = json(&["--method", "moco", "--input", "-"], SPEC_JACOBIAN);
+    let (lambda, d, w) = (numbers(&out["lambda"]), numbers(&out["direction"]), numbers(&out["weights"]));
+    assert!((lambda[0] - 0.5093739014958458).abs() < 1e-12 && (lambda[1] - 0.4906260985041541).abs() < 1e-12, "{lambda:?}");
+    for (a, e) in d.iter().zip([0.23741921751230305, 0.13962035265710734, 0.13962035265710734]) {
+        assert!((a - e).abs() < 1e-12, "{d:?}");
+    }
+    assert!((-4.0 * w[0] + 6.0 * w[1] - d[0]).abs() < 1e-12, "{w:?}");
+    assert!(usage_error(&["--method", "nash", "--beta-sigma", "0.5", "--input", "-"], SPEC_JACOBIAN).contains("beta_sigma"));
+    assert!(usage_error(&["--method", "moco", "--beta", "1.5", "--input", "-"], SPEC_JACOBIAN).contains("beta"));
+    assert!(usage_error(&["--method", "moco", "--input", "-"], r#"{"jacobian": [[-4, 1, 1], [6, 1, 1]]}"#).contains("losses"));
+}

@@ -2,7 +2,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use solvers::{combine, CombinerConfig, Jacobian, Method, Solver, TaskInput};
+use solvers::{combine, CombinerConfig, Jacobian, Method, Solver, TaskInput, Tracked};
 use std::hint::black_box;
 
 /// Random gradients sharing a common component, so some pairs conflict and some agree.
@@ -32,7 +32,8 @@ fn bench(c: &mut Criterion) {
     for k in [2, 10, 50] {
         let (jacobian, losses) = problem(k, 256, k as u64);
         let gram = jacobian.gram();
-        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian) };
+        let tracked = Tracked::zero(k);
+        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: Some(&tracked) };
         let mut group = c.benchmark_group(format!("K={k}"));
         for (name, config) in configs() {
             let Ok(mut combiner) = config.build(k) else {

@@ -1,6 +1,6 @@
 use crate::methods::{
     BanditMtl, Cagrad, CagradExact, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop, Imtlg, LinearScalarization,
-    LossTransform, Mgda, NashCcp, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
+    LossTransform, Mgda, Moco, MocoSettings, NashCcp, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
 };
 use crate::{Combiner, SolverError};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,7 @@ named_enum!(
         Dwa => "dwa",
         BanditMtl => "banditmtl",
         GradDrop => "graddrop",
+        Moco => "moco",
     }
 );
 
@@ -123,15 +124,23 @@ pub struct CombinerConfig {
     /// Mirror-ascent step of emtl (0.5) and banditmtl (0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta: Option<f64>,
-    /// KL-ball radius of emtl (0.1) and banditmtl (1.2); at most log K.
+    /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K; moco's L2
+    /// regularisation of its weight step (0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rho: Option<f64>,
-    /// EMTL's mix of MGDA and equity weights (0.5; 1 is plain MGDA).
+    /// EMTL's mix of MGDA and equity weights (0.5; 1 is plain MGDA); moco's step size of its
+    /// gradient average (0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta: Option<f64>,
-    /// FAMO's weight decay on its logits (0.01).
+    /// MoCo's decay exponent of beta (0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta_sigma: Option<f64>,
+    /// FAMO's weight decay on its logits (0.01); moco's step size of its weights (0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gamma: Option<f64>,
+    /// MoCo's decay exponent of gamma (0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma_sigma: Option<f64>,
     /// The alpha-fair loss transform (FairGrad paper, section 6), under any method:
     /// `L_i -> L_i^(1-a)/(1-a)` (`log L_i` at a = 1). Positive losses only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +160,9 @@ impl CombinerConfig {
             eta: None,
             rho: None,
             beta: None,
+            beta_sigma: None,
             gamma: None,
+            gamma_sigma: None,
             loss_alpha: None,
         }
     }
@@ -213,6 +224,16 @@ impl CombinerConfig {
                 radius(self.rho.unwrap_or(1.2), k)?,
             )),
             (Method::GradDrop, _) => Box::new(GradDrop),
+            (Method::Moco, _) => Box::new(Moco::new(
+                k,
+                MocoSettings {
+                    beta: unit_step("beta", self.beta.unwrap_or(0.5))?,
+                    beta_sigma: non_negative("beta_sigma", self.beta_sigma.unwrap_or(0.5))?,
+                    gamma: positive("gamma", self.gamma.unwrap_or(0.1))?,
+                    gamma_sigma: non_negative("gamma_sigma", self.gamma_sigma.unwrap_or(0.5))?,
+                    rho: non_negative("rho", self.rho.unwrap_or(0.0))?,
+                },
+            )),
             (method, solver) => {
                 return Err(SolverError::UnknownValue {
                     what: "solver",
@@ -231,7 +252,7 @@ impl CombinerConfig {
         use Method::*;
         let m = self.method;
         let uses = |set: &[Method]| set.contains(&m);
-        let options: [(&'static str, bool, bool); 10] = [
+        let options: [(&'static str, bool, bool); 13] = [
             ("alpha", self.alpha.is_some(), uses(&[FairGrad])),
             ("solver", self.solver.is_some(), uses(&[FairGrad, Nash, Cagrad, Famo])),
             ("c", self.c.is_some(), uses(&[Cagrad])),
@@ -239,9 +260,14 @@ impl CombinerConfig {
             ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw])),
             ("normalization", self.normalization.is_some(), uses(&[Mgda])),
             ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl])),
-            ("rho", self.rho.is_some(), uses(&[Emtl, BanditMtl])),
-            ("beta", self.beta.is_some(), uses(&[Emtl])),
-            ("gamma", self.gamma.is_some(), uses(&[Famo])),
+            ("rho", self.rho.is_some(), uses(&[Emtl, BanditMtl, Moco])),
+            ("beta", self.beta.is_some(), uses(&[Emtl, Moco])),
+            ("beta_sigma", self.beta_sigma.is_some(), uses(&[Moco])),
+            ("gamma", self.gamma.is_some(), uses(&[Famo, Moco])),
+            ("gamma_sigma", self.gamma_sigma.is_some(), uses(&[Moco])),
+            // MoCo normalises every task gradient to its loss's size: a transform of the
+            // gradients would cancel, and the tracked average cannot take it.
+            ("loss_alpha", self.loss_alpha.is_some(), !uses(&[Moco])),
         ];
         match options.iter().find(|(_, set, used)| *set && !used) {
             Some((option, _, _)) => Err(SolverError::UnusedOption { method: m, option }),
@@ -285,6 +311,15 @@ fn unit_interval(name: &'static str, value: f64) -> Result<f64, SolverError> {
         Ok(value)
     } else {
         Err(invalid(name, value, "must lie in [0, 1]"))
+    }
+}
+
+/// A step size of a moving average: in (0, 1].
+fn unit_step(name: &'static str, value: f64) -> Result<f64, SolverError> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(invalid(name, value, "must lie in (0, 1]"))
     }
 }
 

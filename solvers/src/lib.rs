@@ -11,10 +11,13 @@ mod linalg;
 mod matrix;
 pub mod methods;
 pub mod toy;
+mod tracking;
 
 pub use config::{CombinerConfig, Method, MgdaNormalization, Solver};
+pub use methods::MocoSettings;
 pub use error::SolverError;
 pub use matrix::{Gram, Jacobian};
+pub use tracking::{GradientAverage, Tracked, TrackingUpdate};
 
 use rand::RngCore;
 
@@ -24,6 +27,7 @@ pub struct TaskInput<'a> {
     pub gram: Option<&'a Gram>,
     pub losses: Option<&'a [f64]>,
     pub jacobian: Option<&'a Jacobian>,
+    pub tracked: Option<&'a Tracked>,
 }
 
 /// What a method reads from [`TaskInput`].
@@ -32,12 +36,14 @@ pub struct Needs {
     pub gram: bool,
     pub losses: bool,
     pub jacobian: bool,
+    /// A tracked average of the task gradients (MoCo): see [`Tracked`].
+    pub tracked: bool,
 }
 
 impl Needs {
     /// Methods that weight the losses alone need no per-task gradients at all.
     pub fn per_task_gradients(&self) -> bool {
-        self.gram || self.jacobian
+        self.gram || self.jacobian || self.tracked
     }
 }
 
@@ -51,11 +57,18 @@ pub struct Combination {
     pub direction: Option<Vec<f64>>,
     /// Set when the solve did not reach its target and the weights are a safe substitute.
     pub fallback: Option<Fallback>,
+    /// Set by methods whose direction is `Y^T weights` over a tracked average `Y` of the task
+    /// gradients (MoCo): how the caller updates `Y` first.
+    pub tracking: Option<TrackingUpdate>,
 }
 
 impl Combination {
     fn weights(weights: Vec<f64>) -> Self {
-        Self { weights, direction: None, fallback: None }
+        Self { weights, direction: None, fallback: None, tracking: None }
+    }
+
+    fn tracked(weights: Vec<f64>, update: TrackingUpdate) -> Self {
+        Self { weights, direction: None, fallback: None, tracking: Some(update) }
     }
 
     /// What is safe to apply: this solve's weights, or `last_good` (those of the last solve
@@ -65,7 +78,7 @@ impl Combination {
     pub fn or_last_good(self, last_good: &[f64]) -> Self {
         match self.fallback {
             None => self,
-            Some(fallback) => Self { weights: last_good.to_vec(), direction: None, fallback: Some(fallback) },
+            Some(fallback) => Self { weights: last_good.to_vec(), direction: None, fallback: Some(fallback), tracking: None },
         }
     }
 }
@@ -133,6 +146,12 @@ pub fn combine(
             return Err(SolverError::TaskCount { what: "Jacobian", expected: k, got: jacobian.k() });
         }
     }
+    if needs.tracked {
+        let tracked = input.tracked.ok_or(SolverError::Missing { method, what: "the tracked gradient average" })?;
+        if tracked.gram.k() != k || tracked.cross.nrows() != k {
+            return Err(SolverError::TaskCount { what: "tracked gradient average", expected: k, got: tracked.gram.k() });
+        }
+    }
     if needs.losses {
         let losses = input.losses.ok_or(SolverError::Missing { method, what: "task losses" })?;
         if losses.len() != k {
@@ -143,7 +162,8 @@ pub fn combine(
         }
     }
     let combination = combiner.solve(k, input, rng)?;
-    let finite = combination.weights.iter().chain(combination.direction.iter().flatten()).all(|x| x.is_finite());
+    let tracking = combination.tracking.iter().flat_map(|t| t.scale.iter().chain([&t.decay]));
+    let finite = combination.weights.iter().chain(combination.direction.iter().flatten()).chain(tracking).all(|x| x.is_finite());
     if !finite {
         return Err(SolverError::NonFiniteResult { method });
     }

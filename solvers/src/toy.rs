@@ -62,7 +62,7 @@ pub fn trajectory(
         let (losses, [g1, g2]) = losses_and_gradients(x);
         let jacobian = Jacobian::new(2, 2, vec![g1[0], g1[1], g2[0], g2[1]])?;
         let gram = jacobian.gram();
-        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian) };
+        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: None };
         let combination = combine(combiner, 2, &input, rng)?;
         let d = combination.direction.unwrap_or_else(|| direction(&combination.weights, &jacobian));
         optimizer.step(&mut x, &d);

@@ -4,7 +4,7 @@ mod common;
 use common::{all_configs, solve};
 use proptest::prelude::*;
 use solvers::methods::{fairgrad_root, min_norm_weights};
-use solvers::{CombinerConfig, Jacobian, Method, Solver};
+use solvers::{combine, CombinerConfig, GradientAverage, Jacobian, Method, Solver, TaskInput};
 
 /// A K x P Jacobian with rows scaled by `10^e`, `e` in `[-log_scale, log_scale]`, and positive losses.
 fn problem(log_scale: f64) -> impl Strategy<Value = (Jacobian, Vec<f64>)> {
@@ -173,6 +173,42 @@ proptest! {
             let ws = solve(&config, &scaled, &losses, 0).unwrap().unwrap().weights;
             for (a, b) in w.iter().zip(&ws) {
                 prop_assert!((a - b).abs() <= 1e-7, "{:?}: {:?} vs {:?}", config.method, w, ws);
+            }
+        }
+    }
+
+    #[test]
+    fn moco_ignores_how_long_each_task_gradient_is(
+        steps in (2usize..6, 2usize..6).prop_flat_map(|(k, extra)| {
+            proptest::collection::vec((proptest::collection::vec(-1.0f64..1.0, k * (k + extra)), proptest::collection::vec(0.01f64..10.0, k)), 3)
+                .prop_map(move |steps| steps.into_iter().map(|(data, losses)| (Jacobian::new(k, k + extra, data).unwrap(), losses)).collect::<Vec<_>>())
+        }),
+        log_scales in proptest::collection::vec(-2.0f64..2.0, 6),
+    ) {
+        let (k, p) = (steps[0].0.k(), steps[0].0.p());
+        let scaled = |j: &Jacobian| {
+            let rows: Vec<Vec<f64>> = j.rows().zip(&log_scales).map(|(r, e)| r.iter().map(|x| x * 10f64.powf(*e)).collect()).collect();
+            Jacobian::from_rows(&rows).unwrap()
+        };
+        let run = |rows: &dyn Fn(&Jacobian) -> Jacobian| {
+            let mut moco = CombinerConfig::new(Method::Moco).build(k).unwrap();
+            let mut average = GradientAverage::zeros(k, p);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            steps.iter().map(|(j, losses)| {
+                let j = rows(j);
+                let (gram, tracked) = (j.gram(), average.tracked(&j));
+                let input = TaskInput { gram: Some(&gram), losses: Some(losses), jacobian: None, tracked: Some(&tracked) };
+                let combination = combine(moco.as_mut(), k, &input, &mut rng).unwrap();
+                average.apply(combination.tracking.as_ref().unwrap(), &j);
+                (combination.weights.clone(), average.direction(&combination.weights))
+            }).collect::<Vec<_>>()
+        };
+        use rand::SeedableRng;
+        for ((w, d), (ws, ds)) in run(&|j| j.clone()).iter().zip(run(&scaled)) {
+            prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12 && w.iter().all(|x| *x > 0.0), "weights on the simplex: {:?}", w);
+            // Up to the 1e-8 that LibMTL adds to each norm.
+            for (a, b) in w.iter().zip(&ws).chain(d.iter().zip(&ds)) {
+                prop_assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{:?} vs {:?}", (w, d), (ws, ds));
             }
         }
     }

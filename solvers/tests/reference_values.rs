@@ -1,7 +1,7 @@
 //! The self-check values of the spec (`shared/specs/solvers.md`), from the authors' code.
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use solvers::{combine, direction, CombinerConfig, Jacobian, Method, Solver, TaskInput};
+use solvers::{combine, direction, CombinerConfig, GradientAverage, Jacobian, Method, Solver, TaskInput};
 
 fn jacobian() -> Jacobian {
     Jacobian::from_rows(&[vec![-4.0, 1.0, 1.0], vec![6.0, 1.0, 1.0]]).unwrap()
@@ -11,7 +11,7 @@ fn weights(config: CombinerConfig, losses: Option<&[f64]>) -> Vec<f64> {
     let j = jacobian();
     let gram = j.gram();
     let mut combiner = config.build(2).unwrap();
-    let input = TaskInput { gram: Some(&gram), losses, jacobian: Some(&j) };
+    let input = TaskInput { gram: Some(&gram), losses, jacobian: Some(&j), tracked: None };
     combine(combiner.as_mut(), 2, &input, &mut ChaCha8Rng::seed_from_u64(0)).unwrap().weights
 }
 
@@ -149,4 +149,62 @@ fn famo_mt10_form_multiplies_by_c() {
     let expected = |scale: f64| -> Vec<f64> { losses.iter().map(|l| scale * 0.5 / (l + 1e-8)).collect() };
     assert_close(&supervised, &expected(1.0 / c), 1e-12);
     assert_close(&mt10, &expected(c), 1e-12);
+}
+
+/// MoCo's weights and direction over several steps, from LibMTL's `MoCo.py` (commit 4336804) run
+/// once in float64 torch with these Jacobians and losses fed to its `backward` (its gradient pass
+/// replaced by the fixed rows, its `_reset_grad` recording the direction).
+#[test]
+fn moco_steps_match_libmtl() {
+    let run = |config: CombinerConfig, steps: &[(Vec<Vec<f64>>, Vec<f64>)], expected: &[([f64; 3], [f64; 4])]| {
+        let k = steps[0].1.len();
+        let mut moco = config.build(k).unwrap();
+        let mut average = GradientAverage::zeros(k, steps[0].0[0].len());
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for ((rows, losses), (lambda, d)) in steps.iter().zip(expected) {
+            let j = Jacobian::from_rows(rows).unwrap();
+            let (gram, tracked) = (j.gram(), average.tracked(&j));
+            let input = TaskInput { gram: Some(&gram), losses: Some(losses), jacobian: None, tracked: Some(&tracked) };
+            let combination = combine(moco.as_mut(), k, &input, &mut rng).unwrap();
+            let update = combination.tracking.expect("moco tracks its gradients");
+            average.apply(&update, &j);
+            assert_close(&combination.weights, lambda, 1e-12);
+            let direction = average.direction(&combination.weights);
+            assert_close(&direction, d, 1e-12);
+            let squared: f64 = direction.iter().map(|x| x * x).sum();
+            let quadratic: f64 = (0..k).map(|a| (0..k).map(|b| lambda[a] * update.gram.matrix()[(a, b)] * lambda[b]).sum::<f64>()).sum();
+            assert!((squared - quadratic).abs() <= 1e-12, "|d|^2 from the tracked Gram");
+        }
+    };
+    let rows = [
+        vec![vec![1.0, -2.0, 0.5, 3.0], vec![-1.5, 0.5, 2.0, 0.0], vec![0.2, 0.1, -0.3, 0.4]],
+        vec![vec![0.8, -1.0, 0.7, 2.0], vec![-2.0, 1.5, 1.0, 0.5], vec![0.3, -0.2, -0.1, 0.6]],
+        vec![vec![1.2, -0.5, 0.1, 2.5], vec![-1.0, 0.0, 2.5, -0.5], vec![0.0, 0.4, -0.6, 0.2]],
+        vec![vec![0.5, -1.5, 0.9, 1.0], vec![-1.2, 1.0, 1.5, 0.3], vec![0.6, 0.1, -0.2, 0.1]],
+    ];
+    let losses = [vec![2.0, 0.5, 4.0], vec![1.5, 0.6, 3.0], vec![1.2, 0.4, 2.5], vec![1.0, 0.45, 2.0]];
+    let steps: Vec<_> = rows.into_iter().zip(losses).collect();
+    run(
+        CombinerConfig::new(Method::Moco),
+        &steps,
+        &[
+            ([0.3343328244371226, 0.36046234356234896, 0.3052048320005285], [0.2584376583030851, -0.04801569138172794, -0.21935919050112826, 0.711480967278266]),
+            ([0.33199702044190355, 0.3681123310151998, 0.2998906485428968], [0.29824357265281976, -0.1495611255913477, -0.1039614283253735, 0.8801017314271502]),
+            ([0.33098618502020727, 0.3620084344651558, 0.30700538051463705], [0.25118778485598775, -0.00885443140612377, -0.21476882100411715, 0.78777065859304]),
+            ([0.3312274147728845, 0.35488200973487577, 0.3138905754922398], [0.33635783567171956, -0.022880598921252174, -0.15366914110008928, 0.6683224815362342]),
+        ],
+    );
+    let other = with(Method::Moco, |c| {
+        (c.beta, c.beta_sigma, c.gamma, c.gamma_sigma, c.rho) = (Some(0.3), Some(0.2), Some(0.5), Some(0.1), Some(0.2));
+    });
+    run(
+        other,
+        &steps,
+        &[
+            ([0.3340314873456224, 0.38248375981026095, 0.28348475284411656], [0.14355399786201622, -0.032824441035397334, -0.11477231662249938, 0.40771036996513077]),
+            ([0.32278405385902137, 0.43079017645052586, 0.24642576969045268], [0.16306857556485732, -0.09526740362176903, -0.030166960228485168, 0.5515712514624442]),
+            ([0.3151553836815296, 0.4324049965392992, 0.2524396197791713], [0.14871220144676098, -0.005101525533829768, -0.10703314138127559, 0.5346613798838841]),
+            ([0.314424538115982, 0.42299135339888794, 0.26258410848513], [0.22388713832074797, -0.01560392961745792, -0.06771088942336945, 0.48050689793116474]),
+        ],
+    );
 }

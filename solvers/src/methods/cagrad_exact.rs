@@ -26,7 +26,7 @@ impl Combiner for CagradExact {
         let b0 = super::uniform(k);
         let largest = m.diagonal().max();
         if largest <= 0.0 {
-            return Ok(Combination { weights: b0, direction: None, fallback: Some(Fallback::Degenerate) });
+            return Ok(Combination { weights: b0, direction: None, fallback: Some(Fallback::Degenerate), tracking: None });
         }
         let m = m / largest;
         let linear = mat_vec(&m, &b0);
@@ -79,6 +79,6 @@ impl Combiner for CagradExact {
         let gp_norm = quad_form(&m, &p).sqrt();
         let lambda = if gp_norm > 0.0 { radius / gp_norm } else { 0.0 };
         let weights = b0.iter().zip(&p).map(|(b, pi)| (b + lambda * pi) / (1.0 + self.c * self.c)).collect();
-        Ok(Combination { weights, direction: None, fallback: (!converged).then_some(Fallback::NotConverged) })
+        Ok(Combination { weights, direction: None, fallback: (!converged).then_some(Fallback::NotConverged), tracking: None })
     }
 }

@@ -40,7 +40,7 @@ impl Combiner for Emtl {
         }
         self.p = mirror_ascent(&self.p, &ratios, self.eta, self.rho);
         let weights = balanced.iter().zip(&self.p).map(|(g, p)| self.beta * g + (1.0 - self.beta) * p).collect();
-        Ok(Combination { weights, direction: None, fallback })
+        Ok(Combination { weights, direction: None, fallback, tracking: None })
     }
 
     fn state(&self) -> serde_json::Value {

@@ -36,7 +36,7 @@ impl Combiner for FairGradExact {
             // A diverged iterate is no place to start the next solve from.
             self.previous = fallback.is_none().then(|| weights.clone());
         }
-        Ok(Combination { weights, direction: None, fallback })
+        Ok(Combination { weights, direction: None, fallback, tracking: None })
     }
 
     fn state(&self) -> serde_json::Value {

@@ -13,7 +13,7 @@ impl Combiner for GradDrop {
     }
 
     fn needs(&self) -> Needs {
-        Needs { gram: false, losses: false, jacobian: true }
+        Needs { gram: false, losses: false, jacobian: true, tracked: false }
     }
 
     fn solve(&mut self, k: usize, input: &TaskInput, rng: &mut dyn RngCore) -> Result<Combination, SolverError> {
@@ -32,6 +32,6 @@ impl Combiner for GradDrop {
                 kept / k as f64
             })
             .collect();
-        Ok(Combination { weights: super::uniform(k), direction: Some(direction), fallback: None })
+        Ok(Combination { weights: super::uniform(k), direction: Some(direction), fallback: None, tracking: None })
     }
 }

@@ -26,7 +26,7 @@ impl Combiner for Imtlg {
         let total: f64 = v.sum();
         // With every gradient zero (or the sum cancelling) there is no direction to balance.
         if v.amax() == 0.0 || total.abs() <= 1e-12 * v.amax() {
-            return Ok(Combination { weights: vec![0.0; k], direction: None, fallback: Some(Fallback::Degenerate) });
+            return Ok(Combination { weights: vec![0.0; k], direction: None, fallback: Some(Fallback::Degenerate), tracking: None });
         }
         Ok(Combination::weights(v.iter().map(|x| x / total).collect()))
     }

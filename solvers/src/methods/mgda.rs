@@ -39,7 +39,7 @@ impl Combiner for Mgda {
         };
         let (normalized, fallback) = min_norm_weights(gram.scaled(&scales).matrix());
         let weights = normalized.iter().zip(&scales).map(|(w, s)| w * s).collect();
-        Ok(Combination { weights, direction: None, fallback })
+        Ok(Combination { weights, direction: None, fallback, tracking: None })
     }
 }
 

@@ -13,6 +13,7 @@ mod kl_ball;
 mod loss_transform;
 mod ls;
 mod mgda;
+mod moco;
 mod nash_ccp;
 mod pcgrad;
 mod rlw;
@@ -33,6 +34,7 @@ pub use kl_ball::mirror_ascent;
 pub use loss_transform::LossTransform;
 pub use ls::LinearScalarization;
 pub use mgda::{min_norm_weights, Mgda};
+pub use moco::{Moco, MocoSettings};
 pub use nash_ccp::NashCcp;
 pub use pcgrad::Pcgrad;
 pub use rlw::Rlw;
@@ -41,9 +43,9 @@ pub use uw::Uncertainty;
 
 use crate::{Gram, Method, Needs, SolverError, TaskInput};
 
-const GRAM: Needs = Needs { gram: true, losses: false, jacobian: false };
-const LOSSES: Needs = Needs { gram: false, losses: true, jacobian: false };
-const GRAM_AND_LOSSES: Needs = Needs { gram: true, losses: true, jacobian: false };
+const GRAM: Needs = Needs { gram: true, losses: false, jacobian: false, tracked: false };
+const LOSSES: Needs = Needs { gram: false, losses: true, jacobian: false, tracked: false };
+const GRAM_AND_LOSSES: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: false };
 
 /// The inputs [`crate::combine`] has already checked are present.
 fn gram<'a>(input: &TaskInput<'a>) -> &'a Gram {

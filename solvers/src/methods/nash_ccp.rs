@@ -49,10 +49,10 @@ impl Combiner for NashCcp {
             }
             match ccp_step(m, &self.previous) {
                 Ok(next) => self.previous = next,
-                Err(fallback) => return Ok(Combination { weights: self.previous.clone(), direction: None, fallback: Some(fallback) }),
+                Err(fallback) => return Ok(Combination { weights: self.previous.clone(), direction: None, fallback: Some(fallback), tracking: None }),
             }
         }
-        Ok(Combination { weights: self.previous.clone(), direction: None, fallback: None })
+        Ok(Combination { weights: self.previous.clone(), direction: None, fallback: None, tracking: None })
     }
 
     fn state(&self) -> serde_json::Value {

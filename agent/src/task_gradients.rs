@@ -1,0 +1,210 @@
+//! The per-task gradient pass of one component: all `K` task gradients from ONE backward pass of
+//! `sum_k L_k`, written as the rows of one `[K, P]` matrix `J` over the shared parameters (kept
+//! between steps: a fresh one per step cost as much again in page faults on the CPU), their Gram
+//! matrix `J J^T` accumulated layer by layer while each layer's block is still in cache, and the
+//! direction `d = w^T J` as one product. Only `K x K` values (with the losses) reach the host.
+use crate::component::{lap, Phases};
+use crate::layout::Layout;
+use crate::network::{Param, Taps, Weights};
+use crate::AgentError;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// The per-task losses (`[K]`) and the task gradients: `shared` (`[K, P_shared]`) holds task
+/// `k`'s gradient over the shared parameters in row `k`, in the flat buffer's order, and `gram`
+/// is `shared shared^T`; `grads[i]` is parameter `i`'s gradients stacked along a leading task
+/// dimension (`[K, ...]`, a view into `shared` for a shared parameter).
+pub(crate) struct TaskGradients {
+    pub losses: Tensor,
+    pub shared: Tensor,
+    pub gram: Tensor,
+    pub grads: Vec<Tensor>,
+}
+
+/// How a parameter relates to the tasks, which decides how its task gradients are obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// Has a leading task dimension; block `k` only ever sees task `k`.
+    PerTask,
+    /// Weight or bias of a layer shared by all tasks.
+    SharedLayer,
+    /// Any other shared parameter (a shared temperature).
+    Shared,
+}
+
+impl Sharing {
+    fn of(param: &Param) -> Self {
+        match (param.per_task, param.in_layer) {
+            (true, _) => Sharing::PerTask,
+            (false, true) => Sharing::SharedLayer,
+            (false, false) => Sharing::Shared,
+        }
+    }
+}
+
+fn stacked_copies(param: &Tensor, num_tasks: usize) -> Tensor {
+    let mut shape = vec![num_tasks as i64];
+    shape.extend(param.size());
+    param.detach().unsqueeze(0).expand(shape.as_slice(), false).contiguous().set_requires_grad(true)
+}
+
+/// Where a component's parameters lie in its flat buffer (shared ones first) and how each relates
+/// to the tasks, with the storage of `J` reused from pass to pass.
+pub(crate) struct TaskGradientPass {
+    pub sharing: Vec<Sharing>,
+    /// Where each parameter starts in the flat buffer.
+    pub offsets: Vec<i64>,
+    shared_numel: i64,
+    num_tasks: usize,
+    /// The `[K, P_shared]` task gradients of the last pass, reused as their storage.
+    storage: Option<Tensor>,
+    /// The moving average `Y` (`[K, P_shared]`, from zero) of a combiner that tracks the task
+    /// gradients (MoCo).
+    pub average: Option<Tensor>,
+}
+
+impl TaskGradientPass {
+    /// `tracks`: keep an average of the task gradients (see [`solvers::Tracked`]).
+    pub fn new(params: &[Param], num_tasks: usize, tracks: bool) -> Self {
+        let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
+        let mut offsets = vec![0; params.len()];
+        let mut next = 0;
+        for per_task in [false, true] {
+            for (i, param) in params.iter().enumerate().filter(|(i, _)| (sharing[*i] == Sharing::PerTask) == per_task) {
+                offsets[i] = next;
+                next += param.value.numel() as i64;
+            }
+        }
+        let shared_numel = params.iter().zip(&sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(p, _)| p.value.numel() as i64).sum();
+        let device = params[0].value.device();
+        let average = tracks.then(|| Tensor::zeros([num_tasks as i64, shared_numel], (Kind::Float, device)));
+        Self { sharing, offsets, shared_numel, num_tasks, storage: None, average }
+    }
+
+    /// All task gradients of `params` from ONE backward pass of `sum_k L_k`, without extra
+    /// forward work:
+    /// - shared layers run on their shared weights and are tapped: the backward pass gives every
+    ///   sample's signal `delta` at each layer's output, and task `k`'s weight gradient is the sum
+    ///   of `delta x^T` over its samples (what the ordinary backward accumulates over the whole
+    ///   batch, kept apart per task), written straight into its row of `shared`;
+    /// - per-task parameters already have a task dimension, and block `k` only sees task `k`;
+    /// - other shared parameters are replaced by `K` stacked copies (`[K, ...]` leaves): the
+    ///   gradient w.r.t. copy `k` is task `k`'s. Their use must not depend on the layout.
+    pub fn run(
+        &mut self,
+        params: &[Tensor],
+        layout: &Layout,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
+        phases: &mut Phases,
+    ) -> Result<TaskGradients, AgentError> {
+        let mut since = Instant::now();
+        let k = self.num_tasks as i64;
+        let inputs: Vec<Tensor> = params
+            .iter()
+            .zip(&self.sharing)
+            .map(|(param, sharing)| match sharing {
+                Sharing::PerTask => param.shallow_clone(),
+                Sharing::SharedLayer => param.detach(),
+                Sharing::Shared => stacked_copies(param, self.num_tasks),
+            })
+            .collect();
+        let taps = Taps::default();
+        let losses = task_losses(Weights::tapped(&inputs, &taps), layout);
+        let taps = taps.into_inner();
+        let tracked: Vec<usize> = (0..inputs.len()).filter(|&i| self.sharing[i] != Sharing::SharedLayer).collect();
+        let wrt: Vec<&Tensor> = tracked.iter().map(|&i| &inputs[i]).chain(taps.iter().map(|tap| &tap.output)).collect();
+        let mut backward = Tensor::f_run_backward(&[losses.sum(Kind::Float)], &wrt, false, false)?.into_iter();
+        phases.forward_backward_ms = lap(&mut since);
+
+        let (device, shared_numel) = (params[0].device(), self.shared_numel);
+        let shared = self.storage.get_or_insert_with(|| Tensor::empty([k, shared_numel], (Kind::Float, device))).shallow_clone();
+        let mut gram = Tensor::zeros([k, k], (Kind::Float, device));
+        let mut add_to_gram = |first: usize, numel: i64| {
+            let block = shared.narrow(1, self.offsets[first], numel);
+            let _ = gram.addmm_(&block, &block.tr());
+        };
+        let shared_view = |i: usize| {
+            let mut shape = vec![k];
+            shape.extend(params[i].size());
+            shared.narrow(1, self.offsets[i], params[i].numel() as i64).view(shape.as_slice())
+        };
+        let mut grads: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
+        for (&i, grad) in tracked.iter().zip(&mut backward) {
+            grads[i] = Some(match self.sharing[i] {
+                Sharing::PerTask => grad,
+                _ => {
+                    let mut view = shared_view(i);
+                    view.copy_(&grad);
+                    add_to_gram(i, params[i].numel() as i64);
+                    view
+                }
+            });
+        }
+        for (use_, (tap, delta)) in taps.iter().zip(backward).enumerate() {
+            let (weight, bias) = (tap.weight_index, tap.weight_index + 1);
+            // A layer used more than once accumulates, as in any backward pass.
+            let accumulate = grads[weight].is_some();
+            for i in [weight, bias] {
+                grads[i].get_or_insert_with(|| shared_view(i));
+            }
+            let view = |i: usize| grads[i].as_ref().expect("just set");
+            layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
+            if taps[use_ + 1..].iter().all(|later| later.weight_index != weight) {
+                // Weight and bias are neighbours in the buffer.
+                add_to_gram(weight, (params[weight].numel() + params[bias].numel()) as i64);
+            }
+        }
+        let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
+        phases.task_gradients_ms = lap(&mut since);
+        Ok(TaskGradients { losses: losses.detach(), shared, gram, grads })
+    }
+
+    /// The gradients of the parameters with a block per task.
+    fn per_task<'a>(&'a self, gradients: &'a TaskGradients) -> impl Iterator<Item = &'a Tensor> {
+        gradients.grads.iter().zip(&self.sharing).filter(|(_, &s)| s == Sharing::PerTask).map(|(g, _)| g)
+    }
+
+    /// `[K]`: each task's squared gradient norm over the parameters with a block per task. They
+    /// do not enter the Gram matrix (their tasks cannot conflict), but give the direction's norm
+    /// on the host.
+    pub fn per_task_squares(&self, gradients: &TaskGradients) -> Tensor {
+        let k = self.num_tasks as i64;
+        self.per_task(gradients).fold(Tensor::zeros([k], (Kind::Float, gradients.shared.device())), |sum, g| {
+            sum + g.reshape([k, -1]).square().sum_dim_intlist(1, false, Kind::Float)
+        })
+    }
+
+    /// The whole direction: `shared_direction` over the shared coordinates, then block `k` of
+    /// each parameter with a block per task as `w_k g_k` (block k only carries task k's gradient).
+    pub fn direction(&self, gradients: &TaskGradients, shared_direction: Tensor, weights: &Tensor) -> Tensor {
+        let k = self.num_tasks as i64;
+        let per_task_directions: Vec<Tensor> = self
+            .per_task(gradients)
+            .map(|grad| {
+                let mut shape = vec![k];
+                shape.resize(grad.dim(), 1);
+                (grad * weights.view(shape.as_slice())).reshape([-1])
+            })
+            .collect();
+        if per_task_directions.is_empty() {
+            shared_direction
+        } else {
+            Tensor::cat(&std::iter::once(shared_direction).chain(per_task_directions).collect::<Vec<_>>(), 0)
+        }
+    }
+
+    /// `Y Y^T` and `Y J^T` of the tracked average before this step, row-major, one after the
+    /// other (`2 K^2` values), when there is one.
+    pub fn tracked_products(&self, shared: &Tensor) -> Option<Tensor> {
+        self.average.as_ref().map(|y| Tensor::cat(&[y.matmul(&y.tr()).reshape([-1]), y.matmul(&shared.tr()).reshape([-1])], 0))
+    }
+
+    /// Applies a combiner's [`solvers::TrackingUpdate`], `Y <- decay Y + diag(scale) J`
+    /// (`scale` on the device), and returns the updated `Y`.
+    pub fn track(&mut self, shared: &Tensor, decay: f64, scale: &Tensor) -> Tensor {
+        let y = self.average.as_mut().expect("a tracking combiner has an average");
+        let _ = y.g_mul_scalar_(decay);
+        let _ = y.addcmul_(&scale.unsqueeze(1), shared);
+        y.shallow_clone()
+    }
+}

@@ -1,0 +1,78 @@
+//! Methods whose direction comes from a tracked moving average `Y` (`K x P`) of the task gradients
+//! rather than from this step's gradients `J` (MoCo). The caller keeps `Y` where the gradients
+//! are; the combiner sees `K x K` products and says how to update `Y`.
+use crate::{Gram, Jacobian, SolverError};
+use nalgebra::DMatrix;
+
+/// The tracked average before this step, as the combiner sees it: `Y Y^T` and `Y J^T`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracked {
+    pub gram: Gram,
+    /// `cross[(i, j)] = y_i . g_j`.
+    pub cross: DMatrix<f64>,
+}
+
+impl Tracked {
+    /// From row-major `K x K` buffers (e.g. copied from a device).
+    pub fn new(k: usize, gram: Vec<f64>, cross: &[f64]) -> Result<Self, SolverError> {
+        if cross.len() != k * k {
+            return Err(SolverError::WrongLength { k, len: cross.len() });
+        }
+        if let Some(index) = cross.iter().position(|x| !x.is_finite()) {
+            return Err(SolverError::NonFinite { what: "tracked cross products", index });
+        }
+        Ok(Self { gram: Gram::new(k, gram)?, cross: DMatrix::from_row_slice(k, k, cross) })
+    }
+
+    /// The average of a caller that has tracked nothing yet (`Y = 0`).
+    pub fn zero(k: usize) -> Self {
+        Self { gram: Gram::new(k, vec![0.0; k * k]).expect("zeros form a Gram matrix"), cross: DMatrix::zeros(k, k) }
+    }
+}
+
+/// How to update the average: `Y <- decay Y + diag(scale) J`; the direction is then `d = Y^T w`
+/// (`w` the combination's weights), and `gram` is the updated `Y Y^T`, so `||d||^2 = w^T gram w`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackingUpdate {
+    pub decay: f64,
+    pub scale: Vec<f64>,
+    pub gram: Gram,
+}
+
+/// `Y` on the host, for callers that hold the Jacobian there (`mt10 weights`, tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientAverage {
+    rows: Vec<Vec<f64>>,
+}
+
+impl GradientAverage {
+    pub fn zeros(k: usize, p: usize) -> Self {
+        Self { rows: vec![vec![0.0; p]; k] }
+    }
+
+    /// What the combiner sees of this average against this step's Jacobian.
+    pub fn tracked(&self, jacobian: &Jacobian) -> Tracked {
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let k = self.rows.len();
+        let g: Vec<&[f64]> = jacobian.rows().collect();
+        Tracked {
+            gram: Gram::new(k, (0..k * k).map(|ij| dot(&self.rows[ij / k], &self.rows[ij % k])).collect()).expect("a Gram matrix"),
+            cross: DMatrix::from_fn(k, k, |i, j| dot(&self.rows[i], g[j])),
+        }
+    }
+
+    pub fn apply(&mut self, update: &TrackingUpdate, jacobian: &Jacobian) {
+        for ((row, s), g) in self.rows.iter_mut().zip(&update.scale).zip(jacobian.rows()) {
+            row.iter_mut().zip(g).for_each(|(y, g)| *y = update.decay * *y + s * g);
+        }
+    }
+
+    /// `d = Y^T w`.
+    pub fn direction(&self, weights: &[f64]) -> Vec<f64> {
+        let mut d = vec![0.0; self.rows.first().map_or(0, Vec::len)];
+        for (w, row) in weights.iter().zip(&self.rows) {
+            d.iter_mut().zip(row).for_each(|(di, y)| *di += w * y);
+        }
+        d
+    }
+}
