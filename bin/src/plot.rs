@@ -60,15 +60,50 @@ fn draw_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, panel: 
     let mut builder = ChartBuilder::on(area);
     builder.caption(&panel.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(60);
     let ticks = |x: &f64| format_count(*x);
+    let legend = emptiest_corner(panel, (x0, x1), (y0, y1));
     if panel.log_x {
         let mut chart = builder.build_cartesian_2d((x0.max(1e-9)..x1).log_scale(), y0..y1).map_err(plot_error)?;
         chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).x_label_formatter(&ticks).draw().map_err(plot_error)?;
-        draw_series(&mut chart, panel)
+        draw_series(&mut chart, panel, legend)
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(plot_error)?;
         chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).x_label_formatter(&ticks).draw().map_err(plot_error)?;
-        draw_series(&mut chart, panel)
+        draw_series(&mut chart, panel, legend)
     }
+}
+
+/// Series with more points than this are drawn without markers.
+const MARKED_POINTS: usize = 40;
+
+/// The corner of the plot with the fewest points in it, for the legend.
+fn emptiest_corner(panel: &Panel, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let scale = |v: f64| if panel.log_x { v.max(1e-9).log10() } else { v };
+    let share = |v: f64, (low, high): (f64, f64)| (v - low) / (high - low);
+    let x = (scale(x.0), scale(x.1));
+    let corners = [SeriesLabelPosition::UpperRight, SeriesLabelPosition::UpperLeft, SeriesLabelPosition::LowerRight, SeriesLabelPosition::LowerLeft];
+    let mut counts = [0usize; 4];
+    for &(px, py) in panel.series.iter().flat_map(|s| &s.points) {
+        let (fx, fy) = (share(scale(px), x), share(py, y));
+        let vertical = if fy > 0.55 {
+            Some(0)
+        } else if fy < 0.45 {
+            Some(2)
+        } else {
+            None
+        };
+        let horizontal = if fx > 0.55 {
+            Some(0)
+        } else if fx < 0.45 {
+            Some(1)
+        } else {
+            None
+        };
+        if let (Some(v), Some(h)) = (vertical, horizontal) {
+            counts[v + h] += 1;
+        }
+    }
+    let emptiest = (0..4).min_by_key(|&i| counts[i]).expect("four corners");
+    corners[emptiest].clone()
 }
 
 fn unit_axis(label: &str) -> bool {
@@ -88,7 +123,11 @@ pub fn format_count(x: f64) -> String {
     format!("{}{suffix}", if digits == "-0" { "0" } else { digits })
 }
 
-fn draw_series<'a, X>(chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>, panel: &Panel) -> anyhow::Result<()>
+fn draw_series<'a, X>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    panel: &Panel,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
 where
     X: Ranged<ValueType = f64>,
 {
@@ -104,10 +143,13 @@ where
             .map_err(plot_error)?
             .label(&series.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(series.points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_error)?;
+        // Markers show where a sparse curve was measured; on a dense one they only hide it.
+        if series.points.len() <= MARKED_POINTS {
+            chart.draw_series(series.points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_error)?;
+        }
     }
     if panel.series.iter().any(|s| !s.label.is_empty()) {
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_error)?;
+        chart.configure_series_labels().position(legend).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_error)?;
     }
     Ok(())
 }
@@ -116,8 +158,7 @@ fn register_font() -> anyhow::Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        result = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-            .map_err(|_| anyhow!("the embedded font did not load"));
+        result = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).map_err(|_| anyhow!("the embedded font did not load"));
     });
     result
 }

@@ -233,24 +233,35 @@ impl Table {
             let r = reference.filter(|&r| r != i && groups[r].tasks == groups[i].tasks)?;
             Some(stats::probability_of_improvement_with_ci(pick(&scores[i]), pick(&scores[r]), &BOOTSTRAP))
         };
-        let rows = groups
-            .iter()
-            .enumerate()
-            .map(|(i, group)| {
-                let (best, last) = &scores[i];
-                Row {
-                    best_iqm: stats::iqm_with_ci(best, &BOOTSTRAP),
-                    last_iqm: stats::iqm_with_ci(last, &BOOTSTRAP),
-                    best_over_ls: over_ls(i, |s| &s.0),
-                    last_over_ls: over_ls(i, |s| &s.1),
-                    never_learned: group.seeds.iter().filter(|s| s.never_learned(cadence)).count(),
-                    best: best.clone(),
-                    last: last.clone(),
-                }
-            })
-            .collect();
+        let rows = map_in_parallel(groups, |i, group| {
+            let (best, last) = &scores[i];
+            Row {
+                best_iqm: stats::iqm_with_ci(best, &BOOTSTRAP),
+                last_iqm: stats::iqm_with_ci(last, &BOOTSTRAP),
+                best_over_ls: over_ls(i, |s| &s.0),
+                last_over_ls: over_ls(i, |s| &s.1),
+                never_learned: group.seeds.iter().filter(|s| s.never_learned(cadence)).count(),
+                best: best.clone(),
+                last: last.clone(),
+            }
+        });
         Self { cadence, reference, rows }
     }
+}
+
+/// `f(index, item)` for each item, in order, spread over the cores: each row's bootstraps are
+/// independent, with their own fixed seeds, so the result does not depend on the threads.
+fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, items.len().max(1));
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|first| scope.spawn(move || items.iter().enumerate().skip(first).step_by(threads).map(|(i, item)| (i, f(i, item))).collect::<Vec<_>>()))
+            .collect();
+        let mut results: Vec<(usize, R)> = handles.into_iter().flat_map(|h| h.join().expect("statistics do not panic")).collect();
+        results.sort_by_key(|&(i, _)| i);
+        results.into_iter().map(|(_, r)| r).collect()
+    })
 }
 
 /// Meta-World v3's success thresholds are not v1's, which the papers used (issue 19).
@@ -433,10 +444,10 @@ fn score_csv(group: &Group, scores: &ScoreMatrix, what: &str) -> String {
     text
 }
 
-/// 2,000 resamples per point of a learning curve: a curve has hundreds of points.
+/// 2,000 resamples for the bands of learning curves: enough for a plot.
 const CURVE_BOOTSTRAP: stats::Bootstrap = stats::Bootstrap { resamples: 2_000, ..BOOTSTRAP };
 
-/// The mean success over tasks and the seeds that evaluated at each step, with its 95%
+/// The mean success over tasks and seeds at each step every seed evaluated, with its 95%
 /// stratified-bootstrap interval (none below three seeds).
 fn success_curve(group: &Group) -> Series {
     let mut by_step: BTreeMap<u64, Vec<Vec<f64>>> = BTreeMap::new();
@@ -445,12 +456,13 @@ fn success_curve(group: &Group) -> Series {
             by_step.entry(row.step).or_default().push(row.success.clone());
         }
     }
-    let estimates: Vec<(f64, Estimate)> = by_step.iter().map(|(&step, runs)| (step as f64, stats::mean_with_ci(&ScoreMatrix::new(runs), &CURVE_BOOTSTRAP))).collect();
+    by_step.retain(|_, runs| runs.len() == group.seeds.len());
+    let curve = stats::mean_curve_with_ci(&by_step.values().map(|runs| ScoreMatrix::new(runs)).collect::<Vec<_>>(), &CURVE_BOOTSTRAP);
     let seeds = group.seeds.len();
     Series {
         label: format!("{} ({seeds} seed{}{})", group.label, if seeds == 1 { "" } else { "s" }, if seeds < MIN_RUNS_FOR_CI { ", no CI" } else { "" }),
-        points: estimates.iter().map(|&(step, e)| (step, e.value)).collect(),
-        band: band(estimates.iter().map(|(_, e)| e)),
+        points: by_step.keys().zip(&curve).map(|(&step, e)| (step as f64, e.value)).collect(),
+        band: band(curve.iter()),
     }
 }
 
@@ -464,7 +476,7 @@ fn plot_success(path: &Path, groups: &[Group]) -> anyhow::Result<()> {
         title: "evaluation success (mean over tasks and seeds), 95% stratified-bootstrap CI".into(),
         x_label: "vector steps".into(),
         y_label: "success".into(),
-        series: groups.iter().map(success_curve).collect(),
+        series: map_in_parallel(groups, |_, group| success_curve(group)),
         log_x: false,
     };
     plot::draw(path, &[panel])
@@ -474,24 +486,16 @@ fn plot_success(path: &Path, groups: &[Group]) -> anyhow::Result<()> {
 /// fraction of seeds whose success is above tau, with 95% stratified-bootstrap bands.
 fn plot_profiles(path: &Path, groups: &[Group], table: &Table) -> anyhow::Result<()> {
     let taus: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
-    let panel = |title: &str, scores: &dyn Fn(&Row) -> &ScoreMatrix| Panel {
+    let panel = |title: &str, scores: &(dyn Fn(&Row) -> &ScoreMatrix + Sync)| Panel {
         title: format!("{title}: performance profile, 95% CI"),
         x_label: "success tau".into(),
         y_label: "fraction of seeds with success > tau".into(),
-        series: groups
-            .iter()
-            .zip(&table.rows)
-            .map(|(group, row)| {
-                let scores = scores(row);
-                let per_seed = ScoreMatrix::new(&(0..scores.runs()).map(|run| vec![stats::mean(scores.run(run))]).collect::<Vec<_>>());
-                let profile = stats::performance_profile_with_ci(&per_seed, &taus, &BOOTSTRAP);
-                Series {
-                    label: group.label.clone(),
-                    points: taus.iter().zip(&profile).map(|(&tau, e)| (tau, e.value)).collect(),
-                    band: band(profile.iter()),
-                }
-            })
-            .collect(),
+        series: map_in_parallel(groups, |i, group| {
+            let scores = scores(&table.rows[i]);
+            let per_seed = ScoreMatrix::new(&(0..scores.runs()).map(|run| vec![stats::mean(scores.run(run))]).collect::<Vec<_>>());
+            let profile = stats::performance_profile_with_ci(&per_seed, &taus, &BOOTSTRAP);
+            Series { label: group.label.clone(), points: taus.iter().zip(&profile).map(|(&tau, e)| (tau, e.value)).collect(), band: band(profile.iter()) }
+        }),
         log_x: false,
     };
     plot::draw(path, &[panel("best success", &|row| &row.best), panel("final success", &|row| &row.last)])
@@ -516,13 +520,7 @@ fn plot_weights(path: &Path, group: &Group) -> anyhow::Result<()> {
                     band: None,
                 })
                 .collect();
-            Panel {
-                title: format!("{}: {component} weights", group.label),
-                x_label: "vector steps".into(),
-                y_label: "weight".into(),
-                series,
-                log_x: false,
-            }
+            Panel { title: format!("{}: {component} weights", group.label), x_label: "vector steps".into(), y_label: "weight".into(), series, log_x: false }
         })
         .collect();
     plot::draw(path, &panels)
