@@ -84,20 +84,9 @@ fn emptiest_corner(panel: &Panel, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPo
     let mut counts = [0usize; 4];
     for &(px, py) in panel.series.iter().flat_map(|s| &s.points) {
         let (fx, fy) = (share(scale(px), x), share(py, y));
-        let vertical = if fy > 0.55 {
-            Some(0)
-        } else if fy < 0.45 {
-            Some(2)
-        } else {
-            None
-        };
-        let horizontal = if fx > 0.55 {
-            Some(0)
-        } else if fx < 0.45 {
-            Some(1)
-        } else {
-            None
-        };
+        // 0 for the high side, `low` for the low side, none in the middle band.
+        let side = |share: f64, low: usize| (share > 0.55).then_some(0).or((share < 0.45).then_some(low));
+        let (vertical, horizontal) = (side(fy, 2), side(fx, 1));
         if let (Some(v), Some(h)) = (vertical, horizontal) {
             counts[v + h] += 1;
         }

@@ -282,7 +282,9 @@ fn markdown(groups: &[Group], tables: &[Table; 2]) -> String {
         if groups.iter().any(|g| g.metaworld) {
             text.push_str(THRESHOLD_NOTE);
         }
-        text.push('\n');
+        if !text.ends_with("\n\n") {
+            text.push('\n');
+        }
     };
     for table in tables {
         text.push_str(match table.cadence {
