@@ -329,7 +329,7 @@ fn markdown(groups: &[Group], tables: &[Table; 2]) -> String {
                 "Best: each seed's best evaluation, the number the Nash-MTL paper reports (its appendix takes a run's best evaluation); \
                  final: its last evaluation, FAMO's number (its author in FAMO's issue 12: the success at 2M steps). Success is the mean \
                  over tasks, mean ± s.e.m. over seeds. IQM: the interquartile mean of the seeds x tasks success, with a 95% \
-                 stratified-bootstrap CI (10,000 resamples; Agarwal et al. 2021). P(X > Y): the probability that a seed of X beats one \
+                 stratified-bootstrap CI (5,000 resamples; Agarwal et al. 2021). P(X > Y): the probability that a seed of X beats one \
                  of Y on a task, averaged over tasks, with its CI. Never learned: seeds whose best evaluation is no better than the \
                  untrained policy's at step 0. Success, second half: the mean success over the evaluations in the second half of \
                  each seed's steps.\n",
@@ -446,8 +446,9 @@ fn score_csv(group: &Group, scores: &ScoreMatrix, what: &str) -> String {
     text
 }
 
-/// 2,000 resamples for the bands of learning curves: enough for a plot.
-const CURVE_BOOTSTRAP: stats::Bootstrap = stats::Bootstrap { resamples: 2_000, ..BOOTSTRAP };
+/// 2,000 resamples for the bands of plots (rliable's default for performance profiles): a
+/// band is read by eye, and a curve or a profile has a hundred points or more.
+const PLOT_BOOTSTRAP: stats::Bootstrap = stats::Bootstrap { resamples: 2_000, ..BOOTSTRAP };
 
 /// The mean success over tasks and seeds at each step every seed evaluated, with its 95%
 /// stratified-bootstrap interval (none below three seeds).
@@ -459,7 +460,7 @@ fn success_curve(group: &Group) -> Series {
         }
     }
     by_step.retain(|_, runs| runs.len() == group.seeds.len());
-    let curve = stats::mean_curve_with_ci(&by_step.values().map(|runs| ScoreMatrix::new(runs)).collect::<Vec<_>>(), &CURVE_BOOTSTRAP);
+    let curve = stats::mean_curve_with_ci(&by_step.values().map(|runs| ScoreMatrix::new(runs)).collect::<Vec<_>>(), &PLOT_BOOTSTRAP);
     let seeds = group.seeds.len();
     Series {
         label: format!("{} ({seeds} seed{}{})", group.label, if seeds == 1 { "" } else { "s" }, if seeds < MIN_RUNS_FOR_CI { ", no CI" } else { "" }),
@@ -495,7 +496,7 @@ fn plot_profiles(path: &Path, groups: &[Group], table: &Table) -> anyhow::Result
         series: map_in_parallel(groups, |i, group| {
             let scores = scores(&table.rows[i]);
             let per_seed = ScoreMatrix::new(&(0..scores.runs()).map(|run| vec![stats::mean(scores.run(run))]).collect::<Vec<_>>());
-            let profile = stats::performance_profile_with_ci(&per_seed, &taus, &BOOTSTRAP);
+            let profile = stats::performance_profile_with_ci(&per_seed, &taus, &PLOT_BOOTSTRAP);
             Series { label: group.label.clone(), points: taus.iter().zip(&profile).map(|(&tau, e)| (tau, e.value)).collect(), band: band(profile.iter()) }
         }),
         log_x: false,
