@@ -312,7 +312,7 @@ mod tests {
         ScoreMatrix::new(&[vec![0.6, 0.25, 0.4], vec![0.8, 0.15, 0.3], vec![0.2, 0.5, 0.35], vec![0.45, 0.0, 0.7]])
     }
 
-    /// rliable's intervals come from numpy's random numbers, ours from ChaCha8: they agree only
+    /// rliable's intervals come from numpy's random numbers, ours from SplitMix64: they agree only
     /// up to the Monte-Carlo error of a 2.5% percentile over 50,000 resamples, about 1e-3 for
     /// a continuous bootstrap distribution of this spread (sqrt(0.025 * 0.975 / 50,000) over a
     /// density near 1 at the tail); 0.005 is five times that and still well under the gaps
