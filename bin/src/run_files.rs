@@ -31,7 +31,7 @@ pub fn seed_dir(run_dir: &Path, seed: u64) -> PathBuf {
 pub fn read_config(run_dir: &Path) -> anyhow::Result<RunConfig> {
     let path = run_dir.join(CONFIG);
     if !path.is_file() {
-        bail!("{} is not a run directory (it has no {CONFIG})", run_dir.display());
+        bail!("{} is missing: {} is not a run directory", path.display(), run_dir.display());
     }
     RunConfig::from_file(&path)
 }
@@ -76,26 +76,35 @@ pub fn metrics_line(row: &MetricsRow) -> String {
     format!("{},{:.3},{}{values}\n", row.step, row.wall_time_s, row.mean_success())
 }
 
-/// The task names (from the header) and rows of a `metrics.csv`.
+/// The task names (from the header) and rows of a `metrics.csv`. Anything but what
+/// [`metrics_header`] and [`metrics_line`] write is an error naming the file and line: a
+/// truncated or garbled row, a success rate outside [0, 1], steps that do not increase.
 pub fn read_metrics(path: &Path) -> anyhow::Result<(Vec<String>, Vec<MetricsRow>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or_else(|| anyhow!("{} is empty", path.display()))?.split(',').collect();
-    let tasks: Vec<String> = header.iter().filter_map(|h| h.strip_prefix("success:")).map(String::from).collect();
+    let header = lines.next().ok_or_else(|| anyhow!("{} is empty", path.display()))?;
+    let tasks: Vec<String> = header.split(',').filter_map(|h| h.strip_prefix("success:")).map(String::from).collect();
+    if tasks.is_empty() || header != metrics_header(&tasks).trim_end() {
+        bail!("{} line 1: not the header of a metrics.csv", path.display());
+    }
     let k = tasks.len();
-    let rows = lines
-        .enumerate()
-        .map(|(i, line)| {
-            let fields = line.split(',').map(str::parse::<f64>).collect::<Result<Vec<_>, _>>().ok().filter(|f| f.len() == 3 + 2 * k);
-            let fields = fields.ok_or_else(|| anyhow!("{} line {}: malformed", path.display(), i + 2))?;
-            Ok(MetricsRow {
-                step: fields[0] as u64,
-                wall_time_s: fields[1],
-                success: fields[3..3 + k].to_vec(),
-                returns: fields[3 + k..].to_vec(),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let mut rows: Vec<MetricsRow> = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let damaged = |what: &str| anyhow!("{} line {}: {what}", path.display(), i + 2);
+        let fields = line.split(',').map(str::parse::<f64>).collect::<Result<Vec<_>, _>>().map_err(|_| damaged("not a row of numbers"))?;
+        if fields.len() != 3 + 2 * k {
+            bail!(damaged(&format!("{} values where {} were expected", fields.len(), 3 + 2 * k)));
+        }
+        let step = fields[0];
+        if step < 0.0 || step.fract() != 0.0 || rows.last().is_some_and(|last| step as u64 <= last.step) {
+            bail!(damaged(&format!("step {step} does not follow the previous row's")));
+        }
+        let success = fields[3..3 + k].to_vec();
+        if success.iter().any(|s| !(0.0..=1.0).contains(s)) {
+            bail!(damaged("a success rate outside [0, 1]"));
+        }
+        rows.push(MetricsRow { step: step as u64, wall_time_s: fields[1], success, returns: fields[3 + k..].to_vec() });
+    }
     Ok((tasks, rows))
 }
 
@@ -116,17 +125,26 @@ pub fn weights_line(row: &WeightsRow) -> String {
     format!("{},{}{values}\n", row.step, row.component)
 }
 
+/// The rows of a `weights.csv`, each with one weight per task of its header; anything else is an
+/// error naming the file and line.
 pub fn read_weights(path: &Path) -> anyhow::Result<Vec<WeightsRow>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let tasks = match lines.next().and_then(|header| header.strip_prefix("step,component,")) {
+        Some(tasks) => tasks.split(',').count(),
+        None => bail!("{} line 1: not the header of a weights.csv", path.display()),
+    };
+    lines
         .enumerate()
         .map(|(i, line)| {
             let mut fields = line.split(',');
             let malformed = || anyhow!("{} line {}: malformed", path.display(), i + 2);
             let step = fields.next().and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
-            let component = fields.next().ok_or_else(malformed)?.to_string();
-            let weights = fields.map(str::parse).collect::<Result<_, _>>().map_err(|_| malformed())?;
+            let component = fields.next().filter(|c| !c.is_empty()).ok_or_else(malformed)?.to_string();
+            let weights: Vec<f64> = fields.map(str::parse).collect::<Result<_, _>>().map_err(|_| malformed())?;
+            if weights.len() != tasks {
+                return Err(malformed());
+            }
             Ok(WeightsRow { step, component, weights })
         })
         .collect()
