@@ -313,15 +313,14 @@ mod tests {
             ["MTL SAC", "MTL SAC + task encoder", "Multi-head SAC", "STL", "PCGrad", "CAGrad", "MoCo", "Nash-MTL", "FAMO", "FairGrad"]
         );
         let base = RunConfig::preset("mtrl").unwrap();
-        // MoCo is being added to the solvers; its row resolves once it is there.
-        let known: Vec<Row> = rows.into_iter().filter(|r| r.method.as_deref() != Some("moco")).collect();
-        let configs = row_configs(&base, &known).unwrap();
-        let by_name = |name: &str| &configs[known.iter().position(|r| r.name == name).unwrap()];
+        let configs = row_configs(&base, &rows).unwrap();
+        let by_name = |name: &str| &configs[rows.iter().position(|r| r.name == name).unwrap()];
         assert!(by_name("MTL SAC + task encoder").agent.task_one_hot);
         assert_eq!(by_name("Multi-head SAC").agent.architecture, agent::Architecture::MultiHead);
         assert_eq!(by_name("STL").agent.architecture, agent::Architecture::PerTask);
         assert_eq!(by_name("FairGrad").agent.combine.combiner.alpha, Some(2.0));
         assert_eq!(by_name("Nash-MTL").agent.combine.combiner.method, Method::Nash);
+        assert_eq!(by_name("MoCo").agent.combine.combiner.method, Method::Moco);
     }
 
     #[test]

@@ -10,18 +10,31 @@
 //! and one update at a time, so an MT10 episode is 150 vector steps with their 150 updates.
 use crate::config::RunConfig;
 use crate::plot::{plot_error, register_font};
-use crate::run_files::{read_summary, seed_dir, Summary};
-use crate::stats::{mean, sem};
+use crate::run_files::{read_metrics, read_summary, seed_dir, Summary, METRICS};
+use crate::stats::{iqm_with_ci, mean, sem, Estimate, ScoreMatrix, BOOTSTRAP};
 use plotters::prelude::*;
 use solvers::Method;
 use std::path::{Path, PathBuf};
 
-/// What the bars and the `±` show; [`interval`] computes it.
+/// What the `±` shows (the paper's Table 5 gives mean ± s.e.m.); [`interval`] computes it.
 const INTERVAL: &str = "mean ± s.e.m. over seeds";
 
 /// The center and half-width of a row's interval over its seeds.
 fn interval(values: &[f64]) -> (f64, f64) {
     (mean(values), sem(values))
+}
+
+/// The IQM over seeds x tasks of each seed's best evaluation, with its 95% stratified-bootstrap
+/// interval (as `mt10 report` computes it): the plot's success bars.
+fn best_iqm(run_dir: &Path, seeds: impl Iterator<Item = u64>) -> anyhow::Result<Estimate> {
+    let mut best = Vec::new();
+    for seed in seeds {
+        let (_, evaluations) = read_metrics(&seed_dir(run_dir, seed).join(METRICS))?;
+        if let Some(row) = evaluations.iter().max_by(|a, b| a.mean_success().total_cmp(&b.mean_success())) {
+            best.push(row.success.clone());
+        }
+    }
+    Ok(iqm_with_ci(&ScoreMatrix::new(&best), &BOOTSTRAP))
 }
 
 struct FreqRow {
@@ -30,6 +43,7 @@ struct FreqRow {
     every: usize,
     seeds: usize,
     best_success: (f64, f64),
+    best_iqm: Estimate,
     runtime_per_episode_s: (f64, f64),
     ms_per_update: f64,
     solver_time_share: f64,
@@ -48,6 +62,7 @@ impl FreqRow {
             every: config.agent.combine.update_weights_every,
             seeds: summaries.len(),
             best_success: interval(&over_seeds(&|s| s.best_success)),
+            best_iqm: best_iqm(run_dir, summaries.iter().map(|s| s.seed))?,
             runtime_per_episode_s: interval(&over_seeds(&|s| s.wall_time_s * episode / s.steps.max(1) as f64)),
             ms_per_update: mean(&over_seeds(&|s| s.update_ms)),
             solver_time_share: mean(&over_seeds(&|s| s.solver_time_share)),
@@ -75,21 +90,23 @@ fn ratio(runtime: f64, ls: Option<f64>) -> Option<f64> {
 
 fn markdown(rows: &[FreqRow], ls: Option<f64>, config: &RunConfig) -> String {
     let mut text = format!(
-        "Weight-update frequency: {} steps, episodes of {} steps; success and runtime as {INTERVAL}\n\n\
-         | row | k | seeds | best success | runtime per episode (s) | vs ls | ms/update | solver time | fallbacks |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "Weight-update frequency: {} steps, episodes of {} steps; best success and runtime as {INTERVAL}, \
+         and the best success's IQM over seeds x tasks with its 95% stratified-bootstrap interval\n\n\
+         | row | k | seeds | best success | best, IQM [95% CI] | runtime per episode (s) | vs ls | ms/update | solver time | fallbacks |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         config.run.steps,
         config.episode_steps()
     );
     for row in rows {
         let vs_ls = ratio(row.runtime_per_episode_s.0, ls).map_or_else(|| "-".into(), |r| format!("{r:.2}x"));
         text.push_str(&format!(
-            "| {} | {} | {} | {:.3} ± {:.3} | {:.3} ± {:.3} | {vs_ls} | {:.2} | {:.1}% | {:.1} |\n",
+            "| {} | {} | {} | {:.3} ± {:.3} | {} | {:.3} ± {:.3} | {vs_ls} | {:.2} | {:.1}% | {:.1} |\n",
             row.name,
             row.every,
             row.seeds,
             row.best_success.0,
             row.best_success.1,
+            row.best_iqm,
             row.runtime_per_episode_s.0,
             row.runtime_per_episode_s.1,
             row.ms_per_update,
@@ -108,17 +125,20 @@ fn markdown(rows: &[FreqRow], ls: Option<f64>, config: &RunConfig) -> String {
 
 fn csv(rows: &[FreqRow], ls: Option<f64>) -> String {
     let mut text = String::from(
-        "row,every,seeds,best_success_mean,best_success_sem,runtime_per_episode_s_mean,runtime_per_episode_s_sem,runtime_ratio_to_ls,\
+        "row,every,seeds,best_success_mean,best_success_sem,best_iqm,best_iqm_ci_low,best_iqm_ci_high,runtime_per_episode_s_mean,runtime_per_episode_s_sem,runtime_ratio_to_ls,\
          ms_per_update,solver_time_share,fallbacks_per_seed\n",
     );
     for row in rows {
         text.push_str(&format!(
-            "\"{}\",{},{},{},{},{},{},{},{},{},{}\n",
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             row.name,
             row.every,
             row.seeds,
             row.best_success.0,
             row.best_success.1,
+            row.best_iqm.value,
+            row.best_iqm.ci.map_or_else(String::new, |ci| ci.low.to_string()),
+            row.best_iqm.ci.map_or_else(String::new, |ci| ci.high.to_string()),
             row.runtime_per_episode_s.0,
             row.runtime_per_episode_s.1,
             ratio(row.runtime_per_episode_s.0, ls).map_or_else(String::new, |r| r.to_string()),
@@ -130,24 +150,26 @@ fn csv(rows: &[FreqRow], ls: Option<f64>) -> String {
     text
 }
 
-/// One point per row at (runtime per episode, best success), with its intervals as bars.
+/// One point per row at (runtime per episode, IQM of the best success), with the runtime's
+/// mean ± s.e.m. and the IQM's 95% bootstrap interval (none below 3 seeds) as bars.
 fn plot(path: &Path, rows: &[FreqRow]) -> anyhow::Result<()> {
     register_font()?;
     let root = BitMapBackend::new(path, (760, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let x_max = rows.iter().map(|r| r.runtime_per_episode_s.0 + r.runtime_per_episode_s.1).fold(0.0, f64::max).max(1e-6) * 1.15;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("success against runtime per episode ({INTERVAL})"), ("sans-serif", 18))
+        .caption("best success (IQM, 95% CI) against runtime per episode (mean ± s.e.m.)", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, 0.0..1.0)
         .map_err(plot_error)?;
-    chart.configure_mesh().x_desc("runtime per episode of all tasks (s)").y_desc("best success").draw().map_err(plot_error)?;
+    chart.configure_mesh().x_desc("runtime per episode of all tasks (s)").y_desc("best success, IQM").draw().map_err(plot_error)?;
     for (i, row) in rows.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let ((x, dx), (y, dy)) = (row.runtime_per_episode_s, row.best_success);
-        let (y0, y1, x0, x1) = ((y - dy).max(0.0), (y + dy).min(1.0), (x - dx).max(0.0), x + dx);
+        let ((x, dx), y) = (row.runtime_per_episode_s, row.best_iqm.value);
+        let (y0, y1) = row.best_iqm.ci.map_or((y, y), |ci| (ci.low, ci.high));
+        let (x0, x1) = ((x - dx).max(0.0), x + dx);
         // The bars with short caps at their ends (in data units: 1% of each axis).
         let (cap_x, cap_y) = (0.01 * x_max, 0.01);
         let bars = [

@@ -90,8 +90,8 @@ fn row<'a>(rows: &'a [Vec<&'a str>], name: &str) -> &'a [&'a str] {
 #[test]
 fn a_sweep_trains_every_row_and_seed_and_writes_the_report() {
     let out = scratch("methods");
-    let stdout = ok(&args(&["sweep", "--methods", "ls,fairgrad", "--seeds", "3", "--steps", "200"], &out, &[]));
-    for row in ["ls", "fairgrad"] {
+    let stdout = ok(&args(&["sweep", "--methods", "ls,moco,fairgrad", "--seeds", "3", "--steps", "200"], &out, &[]));
+    for row in ["ls", "moco", "fairgrad"] {
         let config = read(&out.join(row).join("config.toml"));
         assert!(config.contains(&format!("name = \"{row}\"")) && config.contains(&format!("method = \"{row}\"")), "{config}");
         for seed in 1..=3 {
@@ -102,12 +102,12 @@ fn a_sweep_trains_every_row_and_seed_and_writes_the_report() {
     assert!(stdout.contains(&report), "the report is printed: {stdout}");
     let (header, rows) = table(&report, "| method |");
     assert!(header.len() >= 4 && header[..3] == ["method", "seeds", "steps"], "{header:?}");
-    for name in ["ls", "fairgrad"] {
+    for name in ["ls", "moco", "fairgrad"] {
         assert_eq!(row(&rows, name)[1..3], ["3", "200"], "{report}");
     }
     let csv = read(&out.join("report/report.csv"));
     let columns = csv.lines().next().unwrap().split(',').count();
-    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
     assert!(csv.lines().all(|l| l.split(',').count() == columns), "{csv}");
     assert!(std::fs::read(out.join("report/success.png")).unwrap().starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(&out).unwrap();
@@ -120,10 +120,12 @@ fn bench_freq_sweeps_k_and_baselines_into_the_frequency_table() {
     let freq = read(&out.join("freq.md"));
     assert!(stdout.contains(&freq), "{stdout}");
     let (header, rows) = table(&freq, "| row |");
-    assert_eq!(header, ["row", "k", "seeds", "best success", "runtime per episode (s)", "vs ls", "ms/update", "solver time", "fallbacks"]);
+    assert_eq!(header, ["row", "k", "seeds", "best success", "best, IQM [95% CI]", "runtime per episode (s)", "vs ls", "ms/update", "solver time", "fallbacks"]);
     assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), ["nash-1", "nash-10", "ls"], "{freq}");
     assert_eq!(row(&rows, "nash-10")[1..3], ["10", "3"]);
-    assert_eq!(row(&rows, "ls")[5], "1.00x");
+    assert_eq!(row(&rows, "ls")[6], "1.00x");
+    // Three seeds: the IQM comes with its bootstrap interval.
+    assert!(rows.iter().all(|r| r[4].contains('[') && r[4].ends_with(']')), "{freq}");
     assert!(read(&out.join("nash-10/config.toml")).contains("update_weights_every = 10"));
 
     // Runtime per episode: wall time over episodes (200 steps of 50-step episodes: 4 each).
@@ -132,9 +134,9 @@ fn bench_freq_sweeps_k_and_baselines_into_the_frequency_table() {
     let ls: Vec<&str> = csv.lines().find(|l| l.starts_with("\"ls\"")).unwrap().split(',').collect();
     let runtimes: Vec<f64> = (1..=3).map(|s| read_json(&out.join(format!("ls/seed-{s}/summary.json")))["wall_time_s"].as_f64().unwrap() / 4.0).collect();
     let expected = runtimes.iter().sum::<f64>() / 3.0;
-    assert!((ls[5].parse::<f64>().unwrap() - expected).abs() < 1e-9 * expected.max(1.0), "{csv} vs {runtimes:?}");
+    assert!((ls[8].parse::<f64>().unwrap() - expected).abs() < 1e-9 * expected.max(1.0), "{csv} vs {runtimes:?}");
     let nash: Vec<&str> = csv.lines().find(|l| l.starts_with("\"nash-1\"")).unwrap().split(',').collect();
-    assert!(nash[9].parse::<f64>().unwrap() > 0.0, "nash solves its weights: {csv}");
+    assert!(nash[12].parse::<f64>().unwrap() > 0.0, "nash solves its weights: {csv}");
     assert!(std::fs::read(out.join("freq.png")).unwrap().starts_with(b"\x89PNG"));
     assert!(read(&out.join("report/report.md")).contains("| nash-10 |"));
     std::fs::remove_dir_all(&out).unwrap();
