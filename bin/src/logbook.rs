@@ -1,15 +1,19 @@
-//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section),
-//! `metrics.csv` (one row per evaluation) and `weights.csv`.
+//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section) and
+//! filmed evaluations (`video/<task>`, animated GIFs in image summaries, which TensorBoard's
+//! image dashboard plays), `metrics.csv` (one row per evaluation) and `weights.csv`.
 use crate::run_files::{metrics_header, metrics_line, read_metrics, read_weights, weights_header, weights_line, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use tensorboard_rs::summary_writer::SummaryWriter;
+use protobuf::RepeatedField;
+use tensorboard_proto::summary::{Summary, Summary_Image, Summary_Value};
+use tensorboard_rs::summary::scalar;
+use tensorboard_rs::summary_writer::FileWriter;
 
 pub struct Logbook {
     tasks: Vec<String>,
-    board: SummaryWriter,
+    board: FileWriter,
     metrics: File,
     weights: File,
     /// Every evaluation so far, resumed ones included.
@@ -34,7 +38,7 @@ impl Logbook {
         let weights_text = weights_header(tasks) + &weights.iter().map(weights_line).collect::<String>();
         Ok(Self {
             tasks: tasks.to_vec(),
-            board: SummaryWriter::new(seed_dir),
+            board: FileWriter::new(seed_dir),
             metrics: rewrite(&metrics_path, &metrics_text)?,
             weights: rewrite(&weights_path, &weights_text)?,
             evaluations,
@@ -42,7 +46,23 @@ impl Logbook {
     }
 
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) {
-        self.board.add_scalar(tag, value as f32, step as usize);
+        self.board.add_summary(scalar(tag, value as f32), step as usize);
+    }
+
+    /// An animated GIF of `size` x `size` frames as an image summary (tensorboard-rs itself
+    /// writes only PNGs).
+    pub fn gif(&mut self, tag: &str, gif: Vec<u8>, size: usize, step: u64) {
+        let mut image = Summary_Image::new();
+        image.set_height(size as i32);
+        image.set_width(size as i32);
+        image.set_colorspace(3);
+        image.set_encoded_image_string(gif);
+        let mut value = Summary_Value::new();
+        value.set_tag(tag.to_string());
+        value.set_image(image);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from(vec![value]));
+        self.board.add_summary(summary, step as usize);
     }
 
     /// One value per task under `prefix/<task>`.

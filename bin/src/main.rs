@@ -18,6 +18,8 @@ mod slurm;
 mod stats;
 mod train;
 mod trainer;
+mod video;
+mod video_sheet;
 mod weights;
 
 use clap::{Parser, Subcommand};

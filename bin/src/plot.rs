@@ -85,7 +85,7 @@ where
     Ok(())
 }
 
-fn register_font() -> anyhow::Result<()> {
+pub fn register_font() -> anyhow::Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
@@ -95,6 +95,6 @@ fn register_font() -> anyhow::Result<()> {
     result
 }
 
-fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
+pub fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
     anyhow!("plotting: {error}")
 }

@@ -86,24 +86,29 @@ pub trait MultiTaskEnv: Send {
     fn instability_resets(&self) -> u64 {
         0
     }
-    /// One RGB frame of each task's current state, `size` x `size` pixels from the named
-    /// camera. Only MetaWorld renders; call [`metaworld::ensure_renderer`] before its first env.
-    fn render(&mut self, _size: usize, _camera: &str) -> Result<Frames, EnvError> {
+    /// One RGB frame of the current state of each of `tasks` (indices), `size` x `size` pixels
+    /// from the named camera. Only MetaWorld renders; call [`metaworld::ensure_renderer`]
+    /// before its first env.
+    fn render(&mut self, _size: usize, _camera: &str, _tasks: &[usize]) -> Result<Frames, EnvError> {
         Err(EnvError::CannotRender)
     }
 }
 
-/// One RGB frame per task, task-major, rows top to bottom, 3 bytes a pixel.
+/// One RGB frame for each of some tasks: rows top to bottom, 3 bytes a pixel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frames {
     pub size: usize,
+    /// The tasks rendered, in the order of their frames in `pixels`.
+    pub tasks: Vec<usize>,
     pub pixels: Vec<u8>,
 }
 
 impl Frames {
+    /// The frame of `task`; panics if it was not rendered.
     pub fn task(&self, task: usize) -> &[u8] {
+        let index = self.tasks.iter().position(|&t| t == task).expect("the task was rendered");
         let len = self.size * self.size * 3;
-        &self.pixels[task * len..(task + 1) * len]
+        &self.pixels[index * len..(index + 1) * len]
     }
 }
 

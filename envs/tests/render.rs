@@ -55,7 +55,7 @@ fn assert_upright(frames: &Frames, task: usize) {
 fn corner_frames_show_each_task_the_right_way_up() {
     let mut env = two_tasks();
     env.reset().unwrap();
-    let frames = env.render(SIZE, "corner").unwrap();
+    let frames = env.render(SIZE, "corner", &[0, 1]).unwrap();
     assert_eq!((frames.size, frames.pixels.len()), (SIZE, 2 * SIZE * SIZE * 3));
     assert_upright(&frames, 0);
     assert_upright(&frames, 1);
@@ -63,7 +63,8 @@ fn corner_frames_show_each_task_the_right_way_up() {
     assert_ne!(frames.task(0), frames.task(1));
     // The robot moves between frames.
     env.step(&[1.0, 0.0, 0.0, 0.0].repeat(2)).unwrap();
-    let moved = env.render(SIZE, "corner").unwrap();
+    let moved = env.render(SIZE, "corner", &[0]).unwrap();
+    assert_eq!((moved.tasks.as_slice(), moved.pixels.len()), (&[0][..], SIZE * SIZE * 3));
     assert_ne!(moved.task(0), frames.task(0));
 }
 
@@ -72,7 +73,7 @@ fn rendering_changes_nothing_in_the_simulation() {
     let (mut watched, mut plain) = (two_tasks(), two_tasks());
     assert_eq!(watched.reset().unwrap(), plain.reset().unwrap());
     for t in 0..12 {
-        watched.render(SIZE, "corner").unwrap();
+        watched.render(SIZE, "corner", &[0, 1]).unwrap();
         let action = [(t as f32 * 0.7).sin(), (t as f32 * 0.3).cos(), 0.5, -0.2].repeat(2);
         assert_eq!(watched.step(&action).unwrap(), plain.step(&action).unwrap(), "step {t}");
     }
@@ -82,7 +83,7 @@ fn rendering_changes_nothing_in_the_simulation() {
 fn an_unknown_camera_is_refused_naming_the_known_ones() {
     let mut env = two_tasks();
     env.reset().unwrap();
-    let error = env.render(SIZE, "nope").unwrap_err();
+    let error = env.render(SIZE, "nope", &[0]).unwrap_err();
     assert!(matches!(&error, EnvError::UnknownCamera { known, .. } if known.iter().any(|c| c == "corner")), "{error}");
     assert!(error.to_string().starts_with("unknown camera `nope` (the scene has topview, corner"), "{error}");
 }

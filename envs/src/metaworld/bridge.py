@@ -95,7 +95,7 @@ class Bridge:
         self._counters = None if sync_envs is None else [env.unwrapped.data.warning.number for env in sync_envs]
         self._warnings = self._warning_counts()
         self.instability_resets = 0
-        self._renderers = None
+        self._renderers, self._size = None, None
 
     def _warning_counts(self):
         if self._counters is None:
@@ -149,20 +149,24 @@ class Bridge:
         self._warnings = self._warning_counts()
         return obs, next_obs, rewards, truncated
 
-    def render(self, size, camera):
-        """One RGB frame of each env's current state, `(num_envs, size, size, 3)` uint8, the
-        right way up: a camera whose image "up" points below the horizon (Meta-World's `corner`,
-        `corner2` and `corner4` look down with their up axis flipped) has its frame turned by 180
-        degrees, a rotation, so the scene is never mirrored. Rendering reads the simulation and
+    def render(self, size, camera, indices):
+        """One RGB frame of the current state of each env in `indices`, `(len(indices), size,
+        size, 3)` uint8, the right way up: a camera whose image "up" points below the horizon
+        (Meta-World's `corner`, `corner2`, `corner3` and `corner4` look down with their up axis
+        flipped) has its frame turned by 180 degrees, a rotation, so the scene is never mirrored.
+        Each env gets its renderer at its first frame. Rendering reads the simulation and
         changes nothing in it."""
         if self._counters is None:
             raise ValueError("rendering needs the sync vector strategy")
-        if self._renderers is None or self._renderers[0].width != size:
+        if self._renderers is None or self._size != size:
             self._close_renderers()
-            self._renderers = [new_renderer(env.unwrapped.model, size) for env in self.envs.envs]
-        frames = np.empty((self.num_envs, size, size, 3), dtype=np.uint8)
-        for frame, env, renderer in zip(frames, self.envs.envs, self._renderers):
-            data = env.unwrapped.data
+            self._renderers, self._size = [None] * self.num_envs, size
+        frames = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+        for frame, index in zip(frames, indices):
+            env = self.envs.envs[index]
+            if self._renderers[index] is None:
+                self._renderers[index] = new_renderer(env.unwrapped.model, size)
+            renderer, data = self._renderers[index], env.unwrapped.data
             renderer.update_scene(data, camera=camera)
             renderer.render(out=frame)
             camera_id = mujoco.mj_name2id(env.unwrapped.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
@@ -179,10 +183,10 @@ class Bridge:
         # `Renderer.close` frees MuJoCo's GL objects in whichever GL context is current, which
         # with several renderers may be another one's (whose textures would vanish): make each
         # renderer's own context current first.
-        for renderer in self._renderers or []:
+        for renderer in filter(None, self._renderers or []):
             renderer._gl_context.make_current()
             renderer.close()
-        self._renderers = None
+        self._renderers, self._size = None, None
 
     def close(self):
         self._close_renderers()

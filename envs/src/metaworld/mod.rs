@@ -155,7 +155,7 @@ impl MultiTaskEnv for MetaWorldEnv {
         .unwrap_or(0)
     }
 
-    fn render(&mut self, size: usize, camera: &str) -> Result<Frames, EnvError> {
+    fn render(&mut self, size: usize, camera: &str, tasks: &[usize]) -> Result<Frames, EnvError> {
         ensure_renderer()?;
         Python::attach(|py| -> Result<Frames, EnvError> {
             let bridge = self.bridge.bind(py);
@@ -170,11 +170,15 @@ impl MultiTaskEnv for MetaWorldEnv {
                 });
             }
             let frames = bridge
-                .call_method1("render", (size, camera))
+                .call_method1("render", (size, camera, tasks.to_vec()))
                 .map_err(python_error)?;
             let frames = frames.cast::<PyArray4<u8>>().map_err(|e| python_error(e.into()))?;
             let pixels = frames.readonly().as_slice().map_err(|e| python_error(e.into()))?.to_vec();
-            Ok(Frames { size, pixels })
+            Ok(Frames {
+                size,
+                tasks: tasks.to_vec(),
+                pixels,
+            })
         })
     }
 }
