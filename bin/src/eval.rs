@@ -64,8 +64,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
     if args.render {
-        // Before the envs start: MuJoCo reads its GL backend when it is first imported.
-        ensure_renderer()?;
+        // Before the envs start: MuJoCo reads its GL backend when it is first imported. Like an
+        // unavailable `--device cuda`, a machine that cannot render is the user's to fix.
+        ensure_renderer().map_err(UsageError)?;
     }
     let mut env = evaluation_env(&config.env, seed)?;
     let spec = env.spec().clone();

@@ -206,8 +206,11 @@ def new_renderer(model, size):
 
 
 def check_renderer():
-    """Renders one frame of an empty scene, so a missing GL library is found before any work."""
-    renderer = mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8)
+    """Renders one frame of an empty scene, so a missing GL library is found before any work.
+    The backends' warnings (GLFW's "DISPLAY is missing") are left out: the exception says it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        renderer = mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8)
     renderer.update_scene(mujoco.MjData(renderer.model))
     renderer.render()
     renderer.close()
