@@ -136,7 +136,7 @@ impl RunConfig {
             mw.validate()?;
         }
         if run.video_every > 0 {
-            if run.video_every % run.eval_every > 0 {
+            if !run.video_every.is_multiple_of(run.eval_every) {
                 bail!("run.video_every ({}) must be a multiple of run.eval_every ({}): videos are filmed during evaluations", run.video_every, run.eval_every);
             }
             if matches!(self.env, EnvConfig::Toy(_)) {
@@ -160,7 +160,7 @@ impl RunConfig {
     /// the end, not at step 0 (the untrained policy).
     pub fn films(&self, step: u64) -> bool {
         let every = self.run.video_every;
-        every > 0 && step > 0 && (step.checked_rem(every) == Some(0) || step == self.run.steps)
+        every > 0 && step > 0 && (step.is_multiple_of(every) || step == self.run.steps)
     }
 
     /// The steps at which mtrl (the papers' MT10 code) evaluates: multiples of both the
