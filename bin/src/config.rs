@@ -51,10 +51,18 @@ pub struct RunSettings {
     pub checkpoint_replay: bool,
     /// Training scalars are averaged over this many steps.
     pub log_every: u64,
+    /// Film one evaluation episode per task every this many steps (a multiple of `eval_every`)
+    /// and at the end, into TensorBoard and `videos/`; 0 (the default) films nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub video_every: u64,
 }
 
 fn checkpoint_replay_default() -> bool {
     true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunConfig {
@@ -127,13 +135,32 @@ impl RunConfig {
         if let EnvConfig::MetaWorld(mw) = &self.env {
             mw.validate()?;
         }
+        if run.video_every > 0 {
+            if !run.video_every.is_multiple_of(run.eval_every) {
+                bail!("run.video_every ({}) must be a multiple of run.eval_every ({}): videos are filmed during evaluations", run.video_every, run.eval_every);
+            }
+            if matches!(self.env, EnvConfig::Toy(_)) {
+                bail!("run.video_every needs MetaWorld envs: the toy suite cannot render");
+            }
+        }
         let tasks = self.task_names()?.len();
         self.agent.validate(tasks)?;
         self.agent.combine.combiner.build(tasks)?;
         if self.agent.device == DeviceChoice::Cuda {
             self.agent.device.resolve()?;
         }
+        if run.video_every > 0 {
+            // A missing GL library is found now, not at the first filmed evaluation.
+            crate::video::ensure_renderer()?;
+        }
         Ok(())
+    }
+
+    /// Whether the evaluation at `step` is filmed (`run.video_every`): at its multiples and at
+    /// the end, not at step 0 (the untrained policy).
+    pub fn films(&self, step: u64) -> bool {
+        let every = self.run.video_every;
+        every > 0 && step > 0 && (step.is_multiple_of(every) || step == self.run.steps)
     }
 
     /// The steps at which mtrl (the papers' MT10 code) evaluates: multiples of both the

@@ -33,6 +33,11 @@ impl EpisodeTracker {
         }
         ended
     }
+
+    /// A task's episode so far: its return and whether it has succeeded.
+    pub fn running(&self, task: usize) -> (f64, bool) {
+        (self.returns[task], self.succeeded[task])
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! A TensorBoard event file of scalars (`events.out.tfevents.<time>.<host>.<pid>.0`), written
+//! A TensorBoard event file (`events.out.tfevents.<time>.<host>.<pid>.0`), written
 //! here rather than with tensorboard-rs's `SummaryWriter`: that one writes from a thread of its
 //! own and panics on a write error (a full disk), where a run must stop with one line naming the
 //! file. The records and their encoding are still tensorboard-rs's.
@@ -9,6 +9,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tensorboard_proto::event::Event;
+use tensorboard_proto::summary::Summary;
 use tensorboard_rs::record_writer::RecordWriter;
 
 pub struct EventFile {
@@ -34,16 +35,20 @@ impl EventFile {
     }
 
     pub fn scalar(&mut self, tag: &str, value: f32, step: u64) {
+        self.summary(tensorboard_rs::summary::scalar(tag, value), step);
+    }
+
+    pub fn summary(&mut self, summary: Summary, step: u64) {
         let mut event = Event::new();
         event.set_wall_time(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
         event.set_step(step as i64);
-        event.set_summary(tensorboard_rs::summary::scalar(tag, value));
+        event.set_summary(summary);
         self.write(&event);
     }
 
     fn write(&mut self, event: &Event) {
         if self.error.is_none() {
-            let bytes = event.write_to_bytes().expect("an event of a scalar encodes");
+            let bytes = event.write_to_bytes().expect("an event encodes");
             self.error = self.records.write(&bytes).err();
         }
     }

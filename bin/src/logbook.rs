@@ -1,13 +1,16 @@
-//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section),
-//! `metrics.csv` (one row per evaluation) and `weights.csv`. A write that fails (a full disk) is
-//! an error naming the file, and a row that could not be written whole is cut off again, so the
-//! files hold whole rows only and a resumed run can read them.
+//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section) and
+//! filmed evaluations (`video/<task>`, animated GIFs in image summaries, which TensorBoard's
+//! image dashboard plays), `metrics.csv` (one row per evaluation) and `weights.csv`. A write that
+//! fails (a full disk) is an error naming the file, and a row that could not be written whole is
+//! cut off again, so the files hold whole rows only and a resumed run can read them.
 use crate::event_file::EventFile;
 use crate::run_files::{metrics_header, metrics_line, read_metrics, read_weights, weights_header, weights_line, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use protobuf::RepeatedField;
 use std::path::{Path, PathBuf};
+use tensorboard_proto::summary::{Summary, Summary_Image, Summary_Value};
 
 pub struct Logbook {
     tasks: Vec<String>,
@@ -45,6 +48,22 @@ impl Logbook {
 
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) {
         self.board.scalar(tag, value as f32, step);
+    }
+
+    /// An animated GIF of `size` x `size` frames as an image summary (tensorboard-rs itself
+    /// writes only PNGs).
+    pub fn gif(&mut self, tag: &str, gif: Vec<u8>, size: usize, step: u64) {
+        let mut image = Summary_Image::new();
+        image.set_height(size as i32);
+        image.set_width(size as i32);
+        image.set_colorspace(3);
+        image.set_encoded_image_string(gif);
+        let mut value = Summary_Value::new();
+        value.set_tag(tag.to_string());
+        value.set_image(image);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from(vec![value]));
+        self.board.summary(summary, step);
     }
 
     /// One value per task under `prefix/<task>`.

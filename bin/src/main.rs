@@ -23,6 +23,8 @@ mod sweep_freq;
 mod stop_signals;
 mod train;
 mod trainer;
+mod video;
+mod video_sheet;
 mod weights;
 
 use clap::{Parser, Subcommand};

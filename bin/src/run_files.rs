@@ -7,6 +7,7 @@
 //! DIR/seed-<s>/metrics.csv         one row per evaluation
 //! DIR/seed-<s>/weights.csv         combiner weights per component, every log interval
 //! DIR/seed-<s>/checkpoints/step-<n>/
+//! DIR/seed-<s>/videos/step-<n>/<task>-1.gif   with `run.video_every`: the filmed evaluations
 //! DIR/seed-<s>/summary.json        written when the seed finishes
 //! DIR/seed-<s>/stderr.log          the seed's stderr, when it ran as a child process
 //! DIR/slurm/                       with `--slurm`: the job script, one log per array task
@@ -23,6 +24,7 @@ pub const METRICS: &str = "metrics.csv";
 pub const WEIGHTS: &str = "weights.csv";
 pub const SUMMARY: &str = "summary.json";
 pub const CHECKPOINTS: &str = "checkpoints";
+pub const VIDEOS: &str = "videos";
 
 pub fn seed_dir(run_dir: &Path, seed: u64) -> PathBuf {
     run_dir.join(format!("seed-{seed}"))

@@ -11,8 +11,9 @@ use crate::episodes::{Episode, EpisodeTracker};
 use crate::evaluation::{evaluate, evaluation_env};
 use crate::logbook::Logbook;
 use crate::progress::{Progress, SeedState, SeedStatus};
-use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY};
+use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY, VIDEOS};
 use crate::stats::mean;
+use crate::video::{ensure_renderer, VideoRecorder, VideoSettings};
 use agent::{ActionMode, Component, Sac, UpdateReport};
 use envs::Worker;
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     let (config, run) = (job.config, &job.config.run);
     let resumed = checkpoint::latest(&job.dir)?;
     let mut state = resumed.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+    if run.video_every > 0 {
+        // Before the envs start: MuJoCo reads its GL backend when it is first imported.
+        ensure_renderer()?;
+    }
     let (worker, mut obs) = Worker::spawn(config.env.clone(), job.seed)?;
     let spec = worker.spec().clone();
     // A checkpoint restores the agent's RNG, so the seed only matters for a fresh start.
@@ -141,7 +146,16 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
 fn evaluate_now(sac: &mut Sac, job: &SeedJob, log: &mut Logbook, step: u64, wall_time_s: f64) -> anyhow::Result<()> {
     let run = &job.config.run;
     let mut env = evaluation_env(&job.config.env, job.seed)?;
-    let row = evaluate(sac, env.as_mut(), run.eval_episodes, step)?;
+    let tasks = env.spec().task_names.clone();
+    let mut video = match job.config.films(step) {
+        true => Some(VideoRecorder::new(VideoSettings::default(), job.dir.join(VIDEOS).join(format!("step-{step}")), &tasks, vec![true; tasks.len()], 1)?),
+        false => None,
+    };
+    let row = evaluate(sac, env.as_mut(), run.eval_episodes, step, video.as_mut())?;
+    for episode in video.iter().flat_map(|v| &v.recorded) {
+        let gif = std::fs::read(&episode.path)?;
+        log.gif(&format!("video/{}", tasks[episode.task]), gif, VideoSettings::default().size, step);
+    }
     log.evaluation(MetricsRow { wall_time_s, ..row })
 }
 

@@ -86,6 +86,30 @@ pub trait MultiTaskEnv: Send {
     fn instability_resets(&self) -> u64 {
         0
     }
+    /// One RGB frame of the current state of each of `tasks` (indices), `size` x `size` pixels
+    /// from the named camera. Only MetaWorld renders; call [`metaworld::ensure_renderer`]
+    /// before its first env.
+    fn render(&mut self, _size: usize, _camera: &str, _tasks: &[usize]) -> Result<Frames, EnvError> {
+        Err(EnvError::CannotRender)
+    }
+}
+
+/// One RGB frame for each of some tasks: rows top to bottom, 3 bytes a pixel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frames {
+    pub size: usize,
+    /// The tasks rendered, in the order of their frames in `pixels`.
+    pub tasks: Vec<usize>,
+    pub pixels: Vec<u8>,
+}
+
+impl Frames {
+    /// The frame of `task`; panics if it was not rendered.
+    pub fn task(&self, task: usize) -> &[u8] {
+        let index = self.tasks.iter().position(|&t| t == task).expect("the task was rendered");
+        let len = self.size * self.size * 3;
+        &self.pixels[index * len..(index + 1) * len]
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +140,14 @@ pub enum EnvError {
     Python(String),
     #[error("the env worker thread stopped: {0}")]
     WorkerStopped(String),
+    #[error("only the MetaWorld envs can render frames")]
+    CannotRender,
+    /// MuJoCo cannot render here (no GL library for the chosen backend); raised once, before
+    /// any env is built.
+    #[error("cannot render MuJoCo frames with MUJOCO_GL={backend} ({detail}); fix: install Debian's libosmesa6 (`apt-get install libosmesa6`) and set MUJOCO_GL=osmesa, or set MUJOCO_GL=egl on a GPU node")]
+    RendererUnavailable { backend: String, detail: String },
+    #[error("unknown camera `{camera}` (the scene has {})", known.join(", "))]
+    UnknownCamera { camera: String, known: Vec<String> },
 }
 
 /// Which part of the Python set-up failed.

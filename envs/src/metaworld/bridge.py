@@ -95,6 +95,7 @@ class Bridge:
         self._counters = None if sync_envs is None else [env.unwrapped.data.warning.number for env in sync_envs]
         self._warnings = self._warning_counts()
         self.instability_resets = 0
+        self._renderers, self._size = None, None
 
     def _warning_counts(self):
         if self._counters is None:
@@ -148,12 +149,71 @@ class Bridge:
         self._warnings = self._warning_counts()
         return obs, next_obs, rewards, truncated
 
+    def render(self, size, camera, indices):
+        """One RGB frame of the current state of each env in `indices`, `(len(indices), size,
+        size, 3)` uint8, the right way up: a camera whose image "up" points below the horizon
+        (Meta-World's `corner`, `corner2`, `corner3` and `corner4` look down with their up axis
+        flipped) has its frame turned by 180 degrees, a rotation, so the scene is never mirrored.
+        Each env gets its renderer at its first frame. Rendering reads the simulation and
+        changes nothing in it."""
+        if self._counters is None:
+            raise ValueError("rendering needs the sync vector strategy")
+        if self._renderers is None or self._size != size:
+            self._close_renderers()
+            self._renderers, self._size = [None] * self.num_envs, size
+        frames = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+        for frame, index in zip(frames, indices):
+            env = self.envs.envs[index]
+            if self._renderers[index] is None:
+                self._renderers[index] = new_renderer(env.unwrapped.model, size)
+            renderer, data = self._renderers[index], env.unwrapped.data
+            renderer.update_scene(data, camera=camera)
+            renderer.render(out=frame)
+            camera_id = mujoco.mj_name2id(env.unwrapped.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+            if data.cam_xmat[camera_id][7] < 0:  # the world z of the camera's y (up) axis
+                frame[:] = frame[::-1, ::-1]
+        return frames
+
+    def camera_names(self):
+        """The cameras of the scene (every Meta-World task has the same ones)."""
+        model = self.envs.envs[0].unwrapped.model
+        return [model.camera(i).name for i in range(model.ncam)]
+
+    def _close_renderers(self):
+        # `Renderer.close` frees MuJoCo's GL objects in whichever GL context is current, which
+        # with several renderers may be another one's (whose textures would vanish): make each
+        # renderer's own context current first.
+        for renderer in filter(None, self._renderers or []):
+            renderer._gl_context.make_current()
+            renderer.close()
+        self._renderers, self._size = None, None
+
     def close(self):
+        self._close_renderers()
         self.envs.close()
         # The embedded interpreter is never finalised: free the async envs' semaphores now, or
         # multiprocessing's resource tracker reports them as leaked when the process ends.
         self.envs = None
         gc.collect()
+
+
+def new_renderer(model, size):
+    """A renderer of `size` x `size` frames; MuJoCo's offscreen buffer (640 x 480 in
+    Meta-World's scenes) is enlarged where needed, which changes only how it draws."""
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, size)
+    return mujoco.Renderer(model, size, size)
+
+
+def check_renderer():
+    """Renders one frame of an empty scene, so a missing GL library is found before any work.
+    The backends' warnings (GLFW's "DISPLAY is missing") are left out: the exception says it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        renderer = mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8)
+    renderer.update_scene(mujoco.MjData(renderer.model))
+    renderer.render()
+    renderer.close()
 
 
 def plain_loop(bridge, steps):

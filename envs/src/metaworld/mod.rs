@@ -12,6 +12,9 @@
 //! [`MultiTaskEnv::instability_resets`]. With `async` the envs live in other processes whose
 //! MuJoCo state cannot be read cheaply, so only non-finite observations are caught there.
 //!
+//! Frames ([`MultiTaskEnv::render`], `sync` only) come from one MuJoCo renderer per env, made on
+//! the first call and kept with the envs; see [`ensure_renderer`] for the GL set-up.
+//!
 //! `async` runs one worker process per env, forked from a fork server that runs the venv's
 //! Python (`bridge.py`), never from this process, whose libtorch (or CUDA) threads a fork would
 //! copy mid-flight.
@@ -20,16 +23,16 @@ mod bench;
 mod python;
 
 pub use bench::{bench_env, EnvBench, Stepper};
-pub use python::{ensure_python, SITE_PACKAGES_VAR};
+pub use python::{ensure_python, ensure_renderer, SITE_PACKAGES_VAR};
 use python::start_fork_server;
 
-use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
+use numpy::{PyArray1, PyArray4, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
 
 use crate::{
-    EnvError, EnvSpec, MetaWorldConfig, MultiTaskEnv, RewardNormalization, RunningStdNormalizer,
+    EnvError, EnvSpec, Frames, MetaWorldConfig, MultiTaskEnv, RewardNormalization, RunningStdNormalizer,
     VecStep, VectorStrategy,
 };
 
@@ -150,6 +153,33 @@ impl MultiTaskEnv for MetaWorldEnv {
                 .extract()
         })
         .unwrap_or(0)
+    }
+
+    fn render(&mut self, size: usize, camera: &str, tasks: &[usize]) -> Result<Frames, EnvError> {
+        ensure_renderer()?;
+        Python::attach(|py| -> Result<Frames, EnvError> {
+            let bridge = self.bridge.bind(py);
+            let known: Vec<String> = bridge
+                .call_method0("camera_names")
+                .and_then(|names| names.extract())
+                .map_err(python_error)?;
+            if !known.iter().any(|name| name == camera) {
+                return Err(EnvError::UnknownCamera {
+                    camera: camera.to_string(),
+                    known,
+                });
+            }
+            let frames = bridge
+                .call_method1("render", (size, camera, tasks.to_vec()))
+                .map_err(python_error)?;
+            let frames = frames.cast::<PyArray4<u8>>().map_err(|e| python_error(e.into()))?;
+            let pixels = frames.readonly().as_slice().map_err(|e| python_error(e.into()))?.to_vec();
+            Ok(Frames {
+                size,
+                tasks: tasks.to_vec(),
+                pixels,
+            })
+        })
     }
 }
 

@@ -4,8 +4,15 @@
 //!
 //! The interpreter is started with pyo3's `Python::initialize`, which installs no Python signal
 //! handlers: Ctrl-C stays with the Rust process.
+//!
+//! Rendering: MuJoCo picks its GL backend from `MUJOCO_GL` when `mujoco` is first imported, so a
+//! process that renders says so ([`ensure_renderer`]) before its first env; the interpreter then
+//! starts with `MUJOCO_GL` set (the user's own value, else `egl` where an NVIDIA driver is loaded
+//! and `osmesa` elsewhere) and one frame is rendered at once, so a missing GL library is one
+//! clear error before any work. Processes that do not render leave `MUJOCO_GL` alone.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::prelude::*;
@@ -18,30 +25,86 @@ const BUILD_SITE_PACKAGES: &str = env!("MT10_BUILD_SITE_PACKAGES");
 /// Points the embedded interpreter at another site-packages folder than the recorded one.
 pub const SITE_PACKAGES_VAR: &str = "MT10_SITE_PACKAGES";
 
-type Startup = Result<(), (PythonSetupFailure, String)>;
+/// Chooses MuJoCo's GL backend.
+const GL_VAR: &str = "MUJOCO_GL";
+
+#[derive(Debug, Clone)]
+enum StartupError {
+    Setup(PythonSetupFailure, String),
+    Renderer { backend: String, detail: String },
+}
+
+impl From<StartupError> for EnvError {
+    fn from(error: StartupError) -> Self {
+        match error {
+            StartupError::Setup(failure, detail) => EnvError::PythonSetup { failure, detail },
+            StartupError::Renderer { backend, detail } => {
+                EnvError::RendererUnavailable { backend, detail }
+            }
+        }
+    }
+}
+
+type Startup = Result<(), StartupError>;
 static STARTUP: OnceLock<Startup> = OnceLock::new();
+/// Set by [`ensure_renderer`] before the interpreter starts.
+static RENDERING: AtomicBool = AtomicBool::new(false);
 
 /// Starts Python (first call only) and checks the interpreter version, the venv and
 /// `import metaworld`; later calls return the first answer.
 pub fn ensure_python() -> Result<(), EnvError> {
-    STARTUP
-        .get_or_init(start)
+    STARTUP.get_or_init(start).clone().map_err(EnvError::from)
+}
+
+/// Makes this process able to render (see the module docs): call it before the first MetaWorld
+/// env. Fails with [`EnvError::RendererUnavailable`] where MuJoCo cannot render.
+pub fn ensure_renderer() -> Result<(), EnvError> {
+    static CHECK: OnceLock<Startup> = OnceLock::new();
+    RENDERING.store(true, Ordering::SeqCst);
+    ensure_python()?;
+    CHECK
+        .get_or_init(|| {
+            Python::attach(|py| {
+                super::bridge_module(py)?
+                    .getattr("check_renderer")?
+                    .call0()
+                    .map(drop)
+            })
+            .map_err(|err| renderer_error(&err))
+        })
         .clone()
-        .map_err(|(failure, detail)| EnvError::PythonSetup { failure, detail })
+        .map_err(EnvError::from)
+}
+
+/// The backend in use and the exception's first line.
+fn renderer_error(err: &PyErr) -> StartupError {
+    let backend = std::env::var(GL_VAR).unwrap_or_else(|_| "(unset)".to_string());
+    let detail = err.to_string();
+    let detail = detail.lines().next().unwrap_or_default().trim().to_string();
+    StartupError::Renderer { backend, detail }
+}
+
+/// Sets `MUJOCO_GL` unless the user did, then imports `mujoco` (which reads it).
+fn choose_gl_backend(py: Python<'_>) -> PyResult<()> {
+    let default = if Path::new("/dev/nvidiactl").exists() { "egl" } else { "osmesa" };
+    py.import("os")?
+        .getattr("environ")?
+        .call_method1("setdefault", (GL_VAR, default))?;
+    py.import("mujoco").map(drop)
 }
 
 fn start() -> Startup {
     let site_packages =
         std::env::var(SITE_PACKAGES_VAR).unwrap_or_else(|_| BUILD_SITE_PACKAGES.to_string());
     if site_packages.is_empty() || !Path::new(&site_packages).is_dir() {
-        return Err((
+        return Err(StartupError::Setup(
             PythonSetupFailure::Venv,
             format!("no site-packages folder at {site_packages:?}"),
         ));
     }
     Python::initialize();
     Python::attach(|py| {
-        let fail = |failure| move |err: PyErr| (failure, err.to_string());
+        let fail = |failure| move |err: PyErr| StartupError::Setup(failure, err.to_string());
         let (major, minor, ..): (u32, u32, u32, String, u32) = py
             .import("sys")
             .and_then(|sys| sys.getattr("version_info")?.extract())
@@ -55,15 +118,18 @@ fn start() -> Startup {
             .and_then(|n| n.to_str());
         if let Some(venv_python) = venv_python.filter(|n| n.starts_with("python") && *n != running)
         {
-            return Err((
+            return Err(StartupError::Setup(
                 PythonSetupFailure::Interpreter,
                 format!("the embedded interpreter is {running}, but the venv at {site_packages} is for {venv_python}"),
             ));
         }
         add_site_packages_first(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
         use_venv_python_for_workers(py, &site_packages).map_err(fail(PythonSetupFailure::Venv))?;
+        if RENDERING.load(Ordering::SeqCst) {
+            choose_gl_backend(py).map_err(|err| renderer_error(&err))?;
+        }
         py.import("metaworld").map_err(|err| {
-            (
+            StartupError::Setup(
                 PythonSetupFailure::MetaWorldImport,
                 format!("{} (site-packages: {site_packages})", err),
             )
