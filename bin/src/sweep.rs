@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, write_atomically};
 use crate::seed_processes::{SeedEnd, SeedProcesses, SeedRun};
 use crate::slurm::{self, ArrayTask, JobArray};
-use crate::train::{create_run_dir, default_jobs, on_stop, utc_timestamp};
+use crate::train::{choose_seeds, create_run_dir, default_jobs, on_stop, utc_timestamp};
 use crate::{report, stop_signals, sweep_freq, Interrupted, UsageError};
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
@@ -175,12 +175,7 @@ pub fn run_sweep(args: &SweepArgs, table: Table, new_rows: impl FnOnce(&RunConfi
 /// The preset or config with the flags and `--set`, and the seeds, validated.
 fn base_config(args: &SweepArgs) -> anyhow::Result<RunConfig> {
     let mut config = args.config.resolve()?;
-    if let Some(n) = args.seeds {
-        config.run.seeds = (1..=n).collect();
-    }
-    if let Some(list) = &args.seed_list {
-        config.run.seeds.clone_from(list);
-    }
+    choose_seeds(&mut config, args.seeds, args.seed_list.as_deref());
     config.validate().map_err(UsageError)?;
     Ok(config)
 }

@@ -149,12 +149,7 @@ fn train_here(config: &RunConfig, dir: &Path, seed: u64, stop: &AtomicBool, prog
 
 fn resolve(args: &Args) -> anyhow::Result<RunConfig> {
     let mut config = args.config.resolve()?;
-    if let Some(n) = args.seeds {
-        config.run.seeds = (1..=n).collect();
-    }
-    if let Some(list) = &args.seed_list {
-        config.run.seeds.clone_from(list);
-    }
+    choose_seeds(&mut config, args.seeds, args.seed_list.as_deref());
     config.run.name.clone_from(&args.name);
     config.validate().map_err(UsageError)?;
     Ok(config)
@@ -227,6 +222,16 @@ pub fn default_jobs(config: &RunConfig) -> usize {
 pub fn on_stop(signal: StopSignal) {
     interrupt_children(signal);
     eprintln!("\nmt10: {}: stopping after the current step (checkpointing); send it again to quit at once", signal.name());
+}
+
+/// `--seeds N` (1..=N) or `--seed-list`, in place of the config's seeds.
+pub fn choose_seeds(config: &mut RunConfig, seeds: Option<u64>, seed_list: Option<&[u64]>) {
+    if let Some(n) = seeds {
+        config.run.seeds = (1..=n).collect();
+    }
+    if let Some(list) = seed_list {
+        config.run.seeds = list.to_vec();
+    }
 }
 
 fn final_table(summaries: &[Summary]) -> String {

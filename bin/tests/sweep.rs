@@ -1,69 +1,25 @@
 //! `mt10 sweep` and `mt10 bench freq` end to end on the toy suite (no Python in the trainings),
 //! with tiny settings so that each run takes seconds. The Slurm test starts a one-node cluster:
 //! run this file as `flock /tmp/mt10-slurm.lock cargo test --release -p mt10 --test sweep`.
+mod common;
+
+use common::{mt10, ok, read_json, run, scratch, TINY};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-fn mt10(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mt10"));
-    command.args(args);
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    mt10(args).output().expect("mt10 runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mt10-sweep-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The toy preset shrunk to seconds: small networks, short warm-up, frequent evaluations.
-const TINY: [&str; 18] = [
-    "--preset",
-    "toy",
-    "--quiet",
-    "--set",
-    "agent.hidden=[16,16]",
-    "--batch-size",
-    "64",
-    "--set",
-    "run.random_steps=100",
-    "--set",
-    "run.initial_updates=20",
-    "--set",
-    "run.eval_episodes=1",
-    "--set",
-    "run.log_every=50",
-    "--set",
-    "run.eval_every=100",
-    "--jobs=2",
-];
-
-/// `mt10 <command...> --out out TINY extra...`
+/// `mt10 <command...> --out out TINY extra...`, evaluating every 100 steps.
 fn args<'a>(command: &[&'a str], out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = command.to_vec();
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(TINY);
+    args.extend(["--set", "run.eval_every=100"]);
     args.extend(extra);
     args
 }
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&read(path)).unwrap()
 }
 
 /// The cells of a Markdown table row.
