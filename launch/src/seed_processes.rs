@@ -9,10 +9,9 @@
 //! child checkpoints and exits with 130. SIGTERM likewise, with 143. Children die with this
 //! process (`PR_SET_PDEATHSIG`), so a killed or twice-interrupted parent leaves none behind
 //! still writing to the run.
-use crate::progress::{Progress, SeedState, SeedStatus};
-use crate::run_files::seed_dir;
 use crate::stop_signals::StopSignal;
 use anyhow::Context;
+use rundir::run_files::seed_dir;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -20,6 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
+use training::progress::{Progress, SeedState, SeedStatus};
 
 /// Where each child's stderr goes, in its seed directory.
 pub const STDERR_LOG: &str = "stderr.log";

@@ -5,8 +5,8 @@
 //!
 //! `DIR/slurm/array.sh` is the job script; `DIR/slurm/<log prefix>-<index>.log` gets each
 //! task's output (appended to when a task is submitted again).
-use crate::UsageError;
 use anyhow::{anyhow, bail, Context};
+use rundir::UsageError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -109,3 +109,15 @@ pub fn install(repeat_quits: bool, on_stop: fn(StopSignal)) -> anyhow::Result<&'
     }
     Ok(&STOP)
 }
+
+/// Training stopped on SIGINT or SIGTERM after writing checkpoints: exit status 130 or 143.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {}", .0.name())]
+pub struct Interrupted(pub StopSignal);
+
+impl Interrupted {
+    /// By the signal this process received (SIGINT where only a child was stopped, directly).
+    pub fn by_received_signal() -> Self {
+        Self(received().unwrap_or(StopSignal::Interrupt))
+    }
+}

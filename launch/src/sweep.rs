@@ -1,7 +1,7 @@
 //! `mt10 sweep` (and `mt10 bench freq`, a sweep over k): one run directory per row (a method
 //! with its options, or an architecture), every row on the same seeds, all (row, seed) runs
 //! trained by the seed processes of `mt10 train` (`jobs` at a time across the whole sweep) or as
-//! one Slurm job array, then one table through `mt10 report`.
+//! one Slurm job array; the command then writes the tables (`mt10 report` of the rows).
 //!
 //! ```text
 //! SWEEP/sweep.toml     the rows (name, run directory) and which table the sweep makes
@@ -10,33 +10,22 @@
 //! SWEEP/freq.*         `bench freq` only: freq.md, freq.csv, freq.png
 //! SWEEP/slurm/         with --slurm: array.sh and task-<i>.log (task i = row i / seeds, seed i % seeds)
 //! ```
-use crate::config::{ConfigArgs, RunConfig};
-use crate::progress::Progress;
-use crate::run_files::{read_config, read_summary, seed_dir, write_atomically};
 use crate::seed_processes::{SeedEnd, SeedProcesses, SeedRun};
+use crate::seeds::{choose_seeds, create_run_dir, default_jobs, on_stop, utc_timestamp};
 use crate::slurm::{self, ArrayTask, JobArray};
-use crate::train::{choose_seeds, create_run_dir, default_jobs, on_stop, utc_timestamp};
-use crate::{report, stop_signals, sweep_freq, Interrupted, UsageError};
+use crate::stop_signals::{self, Interrupted};
 use anyhow::{anyhow, bail, Context};
+use rundir::config::{ConfigArgs, RunConfig};
+use rundir::run_files::{read_config, read_summary, seed_dir, write_atomically};
+use rundir::UsageError;
 use serde::{Deserialize, Serialize};
 use solvers::{CombinerConfig, Method};
 use std::path::{Path, PathBuf};
+use training::progress::Progress;
 
 pub const SWEEP_FILE: &str = "sweep.toml";
-const REPORT_DIR: &str = "report";
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Methods, one row each with its default options, e.g. ls,pcgrad,cagrad,nash,famo,fairgrad
-    #[arg(long, value_delimiter = ',', value_name = "METHODS", required_unless_present_any = ["rows", "resume"], conflicts_with = "resume")]
-    methods: Vec<String>,
-    /// A TOML file of rows (after those of --methods): `[[row]]` with `name`, an optional
-    /// `method` and `set = ["key=value", ...]` (see configs/fairgrad-mt10.toml)
-    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
-    rows: Option<PathBuf>,
-    #[command(flatten)]
-    sweep: SweepArgs,
-}
+/// Where the sweep's tables go: `mt10 report` of all rows.
+pub const REPORT_DIR: &str = "report";
 
 /// What `mt10 sweep` and `mt10 bench freq` share: the base config every row starts from, the
 /// seeds, and where and how the runs train.
@@ -103,6 +92,13 @@ pub enum Table {
     Freq,
 }
 
+/// A sweep whose runs have all trained, for its tables: each row's name, run directory and config.
+pub struct Trained {
+    pub dir: PathBuf,
+    pub table: Table,
+    pub rows: Vec<(String, PathBuf, RunConfig)>,
+}
+
 /// `sweep.toml`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,28 +115,17 @@ pub struct RowDir {
     pub dir: PathBuf,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    if args.sweep.config.combiner.is_some() {
-        return Err(UsageError(anyhow!("mt10 sweep takes --methods or --rows, not --method (give a method's options in a rows file)")).into());
-    }
-    run_sweep(&args.sweep, Table::Report, |_| {
-        let mut rows: Vec<Row> = args.methods.iter().map(|m| Row { name: m.clone(), method: Some(m.clone()), set: Vec::new() }).collect();
-        if let Some(path) = &args.rows {
-            rows.extend(read_rows(path)?);
-        }
-        Ok(rows)
-    })
-}
-
-fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
+/// The rows of a `--rows` file.
+pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file: RowsFile = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message().split_whitespace().collect::<Vec<_>>().join(" ")))?;
     Ok(file.row)
 }
 
-/// Creates the sweep of `new_rows` (or continues `--resume`), trains its unfinished runs, then
-/// writes its tables. Everything about a new sweep is checked before anything is created.
-pub fn run_sweep(args: &SweepArgs, table: Table, new_rows: impl FnOnce(&RunConfig) -> anyhow::Result<Vec<Row>>) -> anyhow::Result<()> {
+/// Creates the sweep of `new_rows` (or continues `--resume`) and trains its unfinished runs;
+/// `None` where they went to Slurm as a job array instead. Everything about a new sweep is
+/// checked before anything is created.
+pub fn run_sweep(args: &SweepArgs, table: Table, new_rows: impl FnOnce(&RunConfig) -> anyhow::Result<Vec<Row>>) -> anyhow::Result<Option<Trained>> {
     let sbatch_lines = args.slurm_opts.as_deref().map(slurm::sbatch_lines).transpose()?.unwrap_or_default();
     if args.submit {
         slurm::check_sbatch()?;
@@ -160,16 +145,11 @@ pub fn run_sweep(args: &SweepArgs, table: Table, new_rows: impl FnOnce(&RunConfi
     if args.slurm {
         let tasks = pending.iter().map(|(index, run)| ArrayTask { index: *index, run_dir: run.run_dir.clone(), seed: run.seed }).collect();
         let afterwards = format!("mt10 sweep --resume {}", dir.display());
-        return slurm::write_job_array(&JobArray { dir: dir.clone(), tasks, log_prefix: "task", afterwards }, &sbatch_lines, args.submit);
+        return slurm::write_job_array(&JobArray { dir: dir.clone(), tasks, log_prefix: "task", afterwards }, &sbatch_lines, args.submit).map(|()| None);
     }
     let runs: Vec<SeedRun> = pending.into_iter().map(|(_, run)| run).collect();
     train(args, &dir, &rows[0].2, &runs)?;
-    let row_dirs: Vec<PathBuf> = rows.iter().map(|(_, dir, _)| dir.clone()).collect();
-    report::generate(&row_dirs, &dir.join(REPORT_DIR))?;
-    if sweep.table == Table::Freq {
-        sweep_freq::write(&dir, &rows)?;
-    }
-    Ok(())
+    Ok(Some(Trained { dir, table: sweep.table, rows }))
 }
 
 /// The preset or config with the flags and `--set`, and the seeds, validated.

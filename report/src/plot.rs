@@ -2,11 +2,9 @@
 //! lines and optional shaded bands (confidence intervals). Step counts read `10k`, `1M`; a y
 //! axis of success rates or fractions (its label says "success" or "fraction") runs from 0 to 1,
 //! so that curves from different runs look alike.
-use anyhow::anyhow;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use std::path::Path;
-use std::sync::Once;
+pub use training::video_sheet::{plot_error, register_font};
 
 pub struct Series {
     pub label: String,
@@ -141,19 +139,6 @@ where
         chart.configure_series_labels().position(legend).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_error)?;
     }
     Ok(())
-}
-
-pub fn register_font() -> anyhow::Result<()> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).map_err(|_| anyhow!("the embedded font did not load"));
-    });
-    result
-}
-
-pub fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
-    anyhow!("plotting: {error}")
 }
 
 #[cfg(test)]

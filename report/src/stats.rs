@@ -6,20 +6,8 @@
 //! which resamples the runs of each task independently.
 use std::fmt;
 
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-/// Standard error of the mean: sample standard deviation (n - 1) over sqrt(n); 0 for one value.
-pub fn sem(values: &[f64]) -> f64 {
-    let n = values.len();
-    if n < 2 {
-        return 0.0;
-    }
-    let m = mean(values);
-    let variance = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-    (variance / n as f64).sqrt()
-}
+// Mean and s.e.m. live with the run files: training's logs and `mt10 train`'s table use them too.
+pub use rundir::mean::{mean, sem};
 
 /// Scores of one row of a table, laid out as rliable's score matrices: runs (seeds) x tasks.
 #[derive(Debug, Clone, PartialEq)]

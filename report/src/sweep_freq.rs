@@ -8,11 +8,11 @@
 //! initial updates, evaluations and checkpoints included, summed over resumed sessions) over
 //! its episodes, `run.steps / env.max_episode_steps`. The tasks step together, one vector step
 //! and one update at a time, so an MT10 episode is 150 vector steps with their 150 updates.
-use crate::config::RunConfig;
 use crate::plot::{plot_error, register_font};
-use crate::run_files::{read_metrics, read_summary, seed_dir, Summary, METRICS};
 use crate::stats::{iqm_with_ci, mean, sem, Estimate, ScoreMatrix, BOOTSTRAP};
 use plotters::prelude::*;
+use rundir::config::RunConfig;
+use rundir::run_files::{read_metrics, read_summary, seed_dir, Summary, METRICS};
 use solvers::Method;
 use std::path::{Path, PathBuf};
 

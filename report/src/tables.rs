@@ -1,32 +1,18 @@
-//! `mt10 report`: the papers' tables from run directories. Seeds are grouped by the run's name,
+//! The papers' tables from run directories. Seeds are grouped by the run's name,
 //! or else by method and hyper-parameters. Per seed, the scores are the success at its best and
 //! at its final evaluation, at every evaluation and at the cadence of the papers' MT10 code;
 //! over seeds, their mean +- s.e.m. (the papers' statistic) and the interval estimates of
 //! Agarwal et al. (2021) from [`crate::stats`]. docs/report.md says what each column means.
 use crate::plot::{self, Panel, Series};
-use crate::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
+use rundir::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use crate::stats::{self, Estimate, ScoreMatrix, BOOTSTRAP, MIN_RUNS_FOR_CI};
-use crate::UsageError;
 use agent::Component;
 use anyhow::{bail, Context};
 use envs::EnvConfig;
+use rundir::UsageError;
 use solvers::Method;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Run directories (written by `mt10 train`)
-    #[arg(required = true, value_name = "RUN")]
-    runs: Vec<PathBuf>,
-    /// Where report.md, report.csv, the score matrices and the PNG plots go
-    #[arg(long, default_value = "report", value_name = "DIR")]
-    out: PathBuf,
-}
-
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    generate(&args.runs, &args.out)
-}
 
 /// Reads the runs and writes into `out`: `report.md` (also printed), `report.csv`,
 /// `scores/<row>-<best|final>[-mtrl-cadence].csv` (each row's seeds x tasks success, as rliable
@@ -65,7 +51,7 @@ enum Cadence {
     /// Every evaluation: every `run.eval_every` steps, as the FairGrad paper says.
     EveryEvaluation,
     /// Only those the papers' MT10 code (mtrl) makes: at steps divisible by both its evaluation
-    /// interval and the episode length (see [`crate::config::RunConfig::mtrl_eval_cadence`]).
+    /// interval and the episode length (see [`rundir::config::RunConfig::mtrl_eval_cadence`]).
     Mtrl,
 }
 
@@ -536,8 +522,8 @@ fn file_name(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Cadence, SeedResult};
-    use crate::config::RunConfig;
-    use crate::run_files::MetricsRow;
+    use rundir::config::RunConfig;
+    use rundir::run_files::MetricsRow;
 
     fn seed(successes: &[(u64, f64)]) -> SeedResult {
         let evaluations = successes.iter().map(|&(step, s)| MetricsRow { step, wall_time_s: 0.0, success: vec![s], returns: vec![0.0] }).collect();

@@ -151,7 +151,7 @@ impl RunConfig {
         }
         if run.video_every > 0 {
             // A missing GL library is found now, not at the first filmed evaluation.
-            crate::video::ensure_renderer()?;
+            ensure_renderer()?;
         }
         Ok(())
     }
@@ -196,6 +196,15 @@ impl RunConfig {
         }
         label
     }
+}
+
+/// Makes this process able to render, before its first MetaWorld env; where MuJoCo cannot
+/// render, one line naming the fix (the GL library and `MUJOCO_GL`).
+pub fn ensure_renderer() -> anyhow::Result<()> {
+    #[cfg(feature = "metaworld")]
+    return Ok(envs::metaworld::ensure_renderer()?);
+    #[cfg(not(feature = "metaworld"))]
+    Err(envs::EnvError::MetaWorldDisabled.into())
 }
 
 /// Errors from `toml` span several lines (with a source excerpt); ours are one line.

@@ -2,7 +2,7 @@
 //! flag was set at any step of the episode, rates per task over the evaluation episodes; with a
 //! [`VideoRecorder`], its episodes are filmed as they run (rendering changes nothing in them).
 use crate::episodes::EpisodeTracker;
-use crate::run_files::MetricsRow;
+use rundir::run_files::MetricsRow;
 use crate::video::VideoRecorder;
 use agent::{ActionMode, Sac};
 use envs::{build_env, EnvConfig, MetaWorldConfig, MultiTaskEnv, VectorStrategy};

@@ -5,17 +5,17 @@
 //! The env steps on the envs crate's worker thread while the learner updates: at each step the
 //! learner picks actions, hands them over, runs its update, then collects the transitions, so
 //! an update at step `t` sees the transitions of steps `< t` exactly as in the sequential loop.
-use crate::checkpoint::{self, TrainerState};
-use crate::config::RunConfig;
 use crate::episodes::{Episode, EpisodeTracker};
 use crate::evaluation::{evaluate, evaluation_env};
-use crate::logbook::Logbook;
 use crate::progress::{Progress, SeedState, SeedStatus};
-use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY, VIDEOS};
-use crate::stats::mean;
-use crate::video::{ensure_renderer, VideoRecorder, VideoSettings};
+use crate::video::{VideoRecorder, VideoSettings};
 use agent::{ActionMode, Component, Sac, UpdateReport};
 use envs::Worker;
+use rundir::checkpoint::{self, TrainerState};
+use rundir::config::{ensure_renderer, RunConfig};
+use rundir::logbook::Logbook;
+use rundir::mean::mean;
+use rundir::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY, VIDEOS};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -6,20 +6,11 @@
 //! Frames come from the env (MuJoCo, headless) inside an evaluation, one per step: the state the
 //! policy acts on. Recording reads the simulation and changes nothing in it.
 use crate::episodes::{Episode, EpisodeTracker};
-use crate::run_files::write_atomically;
+use rundir::run_files::write_atomically;
 use crate::video_sheet::{draw_label, Tile};
 use envs::{Frames, VecStep};
 use plotters::style::RGBColor;
 use std::path::PathBuf;
-
-/// Makes this process able to render, before its first MetaWorld env; where MuJoCo cannot
-/// render, one line naming the fix (the GL library and `MUJOCO_GL`).
-pub fn ensure_renderer() -> anyhow::Result<()> {
-    #[cfg(feature = "metaworld")]
-    return Ok(envs::metaworld::ensure_renderer()?);
-    #[cfg(not(feature = "metaworld"))]
-    Err(envs::EnvError::MetaWorldDisabled.into())
-}
 
 /// Frame size and camera of the recorded videos.
 #[derive(Debug, Clone, PartialEq)]

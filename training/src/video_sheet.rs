@@ -1,9 +1,25 @@
 //! Text over video frames, and the contact sheet: one labelled frame per task in a grid, under a
 //! title line, as a PNG.
-use crate::plot::{plot_error as draw_error, register_font};
 use anyhow::anyhow;
 use plotters::prelude::*;
+use plotters::style::FontStyle;
 use std::path::Path;
+use std::sync::Once;
+
+/// Registers the embedded font (DejaVu Sans) as plotters' "sans-serif", once per process: what
+/// draws text here and in the report's plots.
+pub fn register_font() -> anyhow::Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).map_err(|_| anyhow!("the embedded font did not load"));
+    });
+    result
+}
+
+pub fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
+    anyhow!("plotting: {error}")
+}
 
 /// A task's frame on the contact sheet.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,14 +51,14 @@ pub fn draw_label(frame: &mut [u8], size: usize, top: &str, bottom: &str, color:
     let side = size as i32;
     let root = BitMapBackend::with_buffer(frame, (size as u32, size as u32)).into_drawing_area();
     let shade = BLACK.mix(0.55).filled();
-    root.draw(&Rectangle::new([(0, 0), (side, band)], shade)).map_err(draw_error)?;
-    root.draw(&Rectangle::new([(0, side - band), (side, side)], shade)).map_err(draw_error)?;
+    root.draw(&Rectangle::new([(0, 0), (side, band)], shade)).map_err(plot_error)?;
+    root.draw(&Rectangle::new([(0, side - band), (side, side)], shade)).map_err(plot_error)?;
     let inset = (px / 3) as i32;
     for (text, y, color) in [(top, inset, WHITE), (bottom, side - band + inset, color)] {
         let font = fitting_font(&root, text, px, size as u32 - 2 * inset as u32)?;
-        root.draw(&Text::new(text.to_string(), (inset, y), font.color(&color))).map_err(draw_error)?;
+        root.draw(&Text::new(text.to_string(), (inset, y), font.color(&color))).map_err(plot_error)?;
     }
-    root.present().map_err(draw_error)
+    root.present().map_err(plot_error)
 }
 
 /// The font at `px` pixels, or smaller until `text` is at most `width` wide.
@@ -50,7 +66,7 @@ fn fitting_font<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shif
     let mut px = px;
     loop {
         let font = ("sans-serif", px).into_font();
-        let (w, _) = area.estimate_text_size(text, &TextStyle::from(font.clone())).map_err(draw_error)?;
+        let (w, _) = area.estimate_text_size(text, &TextStyle::from(font.clone())).map_err(plot_error)?;
         if w <= width || px <= 6 {
             return Ok(font);
         }
@@ -84,7 +100,7 @@ pub fn write_contact_sheet(path: &Path, title: &str, tiles: &[(&str, &Tile)], si
     {
         let root = BitMapBackend::with_buffer(&mut sheet, (width as u32, height as u32)).into_drawing_area();
         let title_font = fitting_font(&root, title, px + 2, (width - 2 * GAP) as u32)?;
-        root.draw(&Text::new(title.to_string(), (GAP as i32, (px / 2) as i32), title_font.color(&BLACK))).map_err(draw_error)?;
+        root.draw(&Text::new(title.to_string(), (GAP as i32, (px / 2) as i32), title_font.color(&BLACK))).map_err(plot_error)?;
         for (i, (task, tile)) in tiles.iter().enumerate() {
             let (x, y) = origin(i);
             let below = (y + size + GAP / 2) as i32;
@@ -92,10 +108,10 @@ pub fn write_contact_sheet(path: &Path, title: &str, tiles: &[(&str, &Tile)], si
             let color = if tile.success { SHEET_GREEN } else { SHEET_RED };
             for (text, y, color) in [(*task, below, BLACK), (tile.caption.as_str(), below + line, color)] {
                 let font = fitting_font(&root, text, px, size as u32)?;
-                root.draw(&Text::new(text.to_string(), (x as i32, y), font.color(&color))).map_err(draw_error)?;
+                root.draw(&Text::new(text.to_string(), (x as i32, y), font.color(&color))).map_err(plot_error)?;
             }
         }
-        root.present().map_err(draw_error)?;
+        root.present().map_err(plot_error)?;
     }
     image::save_buffer(path, &sheet, width as u32, height as u32, image::ColorType::Rgb8).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
 }

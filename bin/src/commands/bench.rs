@@ -1,11 +1,15 @@
 //! `mt10 bench env | update | freq`: env stepping through the bridge against plain Python, the
 //! cost of an update per combiner, and the Nash-MTL-k trade-off (weights recomputed every k
 //! updates) as a sweep over k with baselines (the Nash-MTL paper's Table 5).
-use crate::sweep::{run_sweep, Row, SweepArgs, Table};
-use crate::UsageError;
+#[cfg(feature = "metaworld")]
+mod env_scaling;
+
+use super::sweep::write_tables;
 use agent::bench::{update_benchmark, Reference, UpdateBenchmark};
 use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
+use launch::sweep::{run_sweep, Row, SweepArgs, Table};
+use rundir::UsageError;
 use solvers::{CombinerConfig, Method};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -100,10 +104,10 @@ fn bench_env(args: &EnvArgs) -> anyhow::Result<()> {
         return Err(UsageError(anyhow!("--steps, --seeds and --seconds must be positive")).into());
     }
     if let Some(seed) = args.seed_process {
-        return crate::env_scaling::seed_process(seed, args.seconds, strategy);
+        return env_scaling::seed_process(seed, args.seconds, strategy);
     }
     if let Some(seeds) = args.seeds {
-        let scaling = crate::env_scaling::measure(seeds, args.seconds, strategy)?;
+        let scaling = env_scaling::measure(seeds, args.seconds, strategy)?;
         return print_json_or_text(args.json, &scaling, || {
             format!(
                 "MT10 ({} strategy, {} s per process), one process per seed: {seeds} seed(s) {:.0} transitions/s in total, one seed alone {:.0} ({:.2}x; {} cores)",
@@ -205,7 +209,7 @@ struct TorchScript {
 }
 
 impl TorchScript {
-    const SCRIPT: &'static str = include_str!("../../scripts/bench_update_torch.py");
+    const SCRIPT: &'static str = include_str!("../../../scripts/bench_update_torch.py");
     const METHODS: [Method; 3] = [Method::Ls, Method::FairGrad, Method::Nash];
 
     fn start(bench: &UpdateBenchmark, device: &str) -> anyhow::Result<Self> {
@@ -255,11 +259,12 @@ fn bench_freq(args: &FreqArgs) -> anyhow::Result<()> {
     if args.sweep.config.update_weights_every.is_some() {
         return Err(UsageError(anyhow!("bench freq sets the frequency from --every; drop --update-weights-every")).into());
     }
-    run_sweep(&args.sweep, Table::Freq, |base| {
+    let trained = run_sweep(&args.sweep, Table::Freq, |base| {
         let method = base.agent.combine.combiner.method;
         let every = |k: usize| format!("agent.combine.update_weights_every={k}");
         let mut rows: Vec<Row> = args.every.iter().map(|&k| Row { name: format!("{method}-{k}"), method: None, set: vec![every(k)] }).collect();
         rows.extend(args.baselines.iter().map(|b| Row { name: b.clone(), method: Some(b.clone()), set: vec![every(1)] }));
         Ok(rows)
-    })
+    })?;
+    write_tables(trained)
 }

@@ -1,15 +1,16 @@
 //! `mt10 eval`: the deterministic evaluation of one checkpoint, per task; with `--render`, every
 //! episode filmed as an animated GIF per task, and a contact sheet.
-use crate::checkpoint::{self, Checkpoint};
-use crate::evaluation::{evaluate, evaluation_env};
-use crate::run_files::{read_config, seed_dir, CHECKPOINTS};
-use crate::video::{ensure_renderer, VideoRecorder, VideoSettings};
-use crate::video_sheet::write_contact_sheet;
-use crate::UsageError;
 use agent::{Sac, SacConfig};
 use anyhow::anyhow;
 use envs::EnvError;
+use rundir::checkpoint::{self, Checkpoint};
+use rundir::config::ensure_renderer;
+use rundir::run_files::{read_config, seed_dir, CHECKPOINTS};
+use rundir::UsageError;
 use std::path::{Path, PathBuf};
+use training::evaluation::{evaluate, evaluation_env};
+use training::video::{VideoRecorder, VideoSettings};
+use training::video_sheet::write_contact_sheet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,19 +1,19 @@
 //! `mt10 train`: resolve and check the config, lay out the run directory, train the seeds
 //! (one in this process, several as child processes, `jobs` at a time, or as a Slurm job
 //! array), print a table; `--resume DIR` continues a run's unfinished seeds.
-use crate::config::{ConfigArgs, RunConfig};
-use crate::progress::Progress;
-use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
-use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses, SeedRun};
-use crate::slurm;
-use crate::stats::{mean, sem};
-use crate::stop_signals::{self, StopSignal};
-use crate::trainer::{train_seed, SeedJob, SeedOutcome};
-use crate::{Interrupted, UsageError};
-use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
+use launch::seed_processes::{SeedEnd, SeedProcesses, SeedRun};
+use launch::seeds::{choose_seeds, create_run_dir, default_jobs, on_stop, share_cores, utc_timestamp};
+use launch::slurm;
+use launch::stop_signals::{self, Interrupted};
+use rundir::config::{ConfigArgs, RunConfig};
+use rundir::mean::{mean, sem};
+use rundir::run_files::{read_config, read_summary, seed_dir, Summary};
+use rundir::UsageError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use training::progress::{format_duration, Progress};
+use training::trainer::{train_seed, SeedJob, SeedOutcome};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -155,83 +155,9 @@ fn resolve(args: &Args) -> anyhow::Result<RunConfig> {
     Ok(config)
 }
 
-/// A new run directory with the resolved config; an existing non-empty one is refused (its
-/// seeds would be mixed with this run's), pointing at `--resume`.
-pub fn create_run_dir(dir: &Path, config: &RunConfig) -> anyhow::Result<()> {
-    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(UsageError(anyhow!("{} already exists and is not empty (continue it with --resume)", dir.display())).into());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join(CONFIG), config.to_toml())?;
-    Ok(())
-}
-
 fn default_dir(config: &RunConfig) -> PathBuf {
     let label = config.run.name.clone().unwrap_or_else(|| config.agent.combine.combiner.method.to_string());
     PathBuf::from("runs").join(format!("{label}-{}", utc_timestamp()))
-}
-
-pub fn utc_timestamp() -> String {
-    format_utc(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
-}
-
-/// `YYYYMMDD-HHMMSS` in UTC.
-fn format_utc(secs: u64) -> String {
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
-/// The libtorch threads of one of `jobs` seeds training at once, each in its own process with
-/// an env thread stepping while its learner updates: half the cores go to the envs. (An
-/// oversubscribed OpenMP pool spins and can slow updates down a hundredfold.)
-pub fn share_cores(jobs: usize) {
-    tch::set_num_threads((cores() / (2 * jobs)).max(1) as i32);
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Each CPU seed keeps about two cores busy (learner and env thread); a GPU takes a few seeds
-/// at once, the envs then being the limit.
-pub fn default_jobs(config: &RunConfig) -> usize {
-    let on_gpu = match config.agent.device {
-        DeviceChoice::Cuda => true,
-        DeviceChoice::Auto => tch::Cuda::is_available(),
-        DeviceChoice::Cpu => false,
-    };
-    if on_gpu {
-        4
-    } else {
-        (cores() / 2).max(1)
-    }
-}
-
-/// The first SIGINT or SIGTERM asks the seeds (here and in child processes, which get the same
-/// signal) to checkpoint and stop.
-pub fn on_stop(signal: StopSignal) {
-    interrupt_children(signal);
-    eprintln!("\nmt10: {}: stopping after the current step (checkpointing); send it again to quit at once", signal.name());
-}
-
-/// `--seeds N` (1..=N) or `--seed-list`, in place of the config's seeds.
-pub fn choose_seeds(config: &mut RunConfig, seeds: Option<u64>, seed_list: Option<&[u64]>) {
-    if let Some(n) = seeds {
-        config.run.seeds = (1..=n).collect();
-    }
-    if let Some(list) = seed_list {
-        config.run.seeds = list.to_vec();
-    }
 }
 
 fn final_table(summaries: &[Summary]) -> String {
@@ -247,7 +173,7 @@ fn final_table(summaries: &[Summary]) -> String {
             s.steps,
             s.best_success,
             s.final_success,
-            crate::progress::format_duration(std::time::Duration::from_secs_f64(s.wall_time_s)),
+            format_duration(std::time::Duration::from_secs_f64(s.wall_time_s)),
             s.steps_per_s,
             100.0 * s.solver_time_share
         ));
@@ -257,12 +183,3 @@ fn final_table(summaries: &[Summary]) -> String {
     table
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_timestamps_of_known_instants() {
-        assert_eq!(super::format_utc(0), "19700101-000000");
-        assert_eq!(super::format_utc(951_782_400), "20000229-000000");
-        assert_eq!(super::format_utc(1_700_000_000), "20231114-221320");
-    }
-}

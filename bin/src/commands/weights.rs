@@ -1,8 +1,8 @@
 //! `mt10 weights`: one combiner on the user's own gradients, for inspection and for checking
 //! methods against the reference implementations' outputs.
-use crate::combiner_args::CombinerArgs;
-use crate::UsageError;
 use anyhow::{anyhow, Context};
+use rundir::combiner_args::CombinerArgs;
+use rundir::UsageError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
