@@ -1,14 +1,14 @@
-//! The papers' tables from run directories. Seeds are grouped by the run's name,
+//! The papers' tables from run directories (`mt10 report`). Seeds are grouped by the run's name,
 //! or else by method and hyper-parameters. Per seed, the scores are the success at its best and
 //! at its final evaluation, at every evaluation and at the cadence of the papers' MT10 code;
 //! over seeds, their mean +- s.e.m. (the papers' statistic) and the interval estimates of
 //! Agarwal et al. (2021) from [`crate::stats`]. docs/report.md says what each column means.
 use crate::plot::{self, Panel, Series};
-use rundir::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use crate::stats::{self, Estimate, ScoreMatrix, BOOTSTRAP, MIN_RUNS_FOR_CI};
 use agent::Component;
 use anyhow::{bail, Context};
 use envs::EnvConfig;
+use rundir::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
 use rundir::UsageError;
 use solvers::Method;
 use std::collections::BTreeMap;
