@@ -8,7 +8,7 @@
 //! read, and resuming falls back to the one before it.
 use crate::config::RunConfig;
 use crate::manifest::{self, ManifestError};
-use crate::run_files::{CHECKPOINTS, CONFIG};
+use crate::run_files::{read_config, seed_dir, CHECKPOINTS, CONFIG};
 use crate::UsageError;
 use agent::Sac;
 use anyhow::{anyhow, Context};
@@ -132,6 +132,34 @@ pub fn open_path(path: &Path) -> anyhow::Result<Checkpoint> {
     let newest = complete_checkpoints(path)?.pop();
     let (_, dir) = newest.ok_or_else(|| anyhow!("{} is neither a checkpoint nor a seed directory with checkpoints", path.display()))?;
     open_verified(&dir)
+}
+
+/// In a run directory, the checkpoint of `seed` (default: the run's first) at `step` (default:
+/// the newest), with its seed.
+pub fn open_in_run(run_dir: &Path, seed: Option<u64>, step: Option<u64>) -> anyhow::Result<(Checkpoint, u64)> {
+    let config = read_config(run_dir)?;
+    let seed = seed.unwrap_or(config.run.seeds[0]);
+    let dir = seed_dir(run_dir, seed);
+    if !config.run.seeds.contains(&seed) {
+        let seeds: Vec<String> = config.run.seeds.iter().map(u64::to_string).collect();
+        return Err(anyhow!("seed {seed} is not a seed of {} ({})", run_dir.display(), seeds.join(", ")));
+    }
+    match step {
+        None => open_path(&dir),
+        Some(step) => {
+            let path = dir.join(CHECKPOINTS).join(format!("step-{step}"));
+            if !path.is_dir() {
+                return Err(anyhow!("{} has no checkpoint of step {step} (only the newest two are kept)", dir.display()));
+            }
+            open_path(&path)
+        }
+    }
+    .map(|checkpoint| (checkpoint, seed))
+}
+
+/// The seed of `.../seed-<s>/checkpoints/step-<n>`.
+pub fn seed_of(checkpoint_dir: &Path) -> Option<u64> {
+    checkpoint_dir.ancestors().find_map(|dir| dir.file_name()?.to_str()?.strip_prefix("seed-")?.parse().ok())
 }
 
 /// The checkpoint in `dir` once its files match its manifest (else a [`ManifestError`] naming

@@ -5,9 +5,8 @@ use anyhow::anyhow;
 use envs::EnvError;
 use rundir::checkpoint::{self, Checkpoint};
 use rundir::config::ensure_renderer;
-use rundir::run_files::{read_config, seed_dir, CHECKPOINTS};
 use rundir::UsageError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use training::evaluation::{evaluate, evaluation_env};
 use training::video::{VideoRecorder, VideoSettings};
 use training::video_sheet::write_contact_sheet;
@@ -105,27 +104,10 @@ fn open_checkpoint(args: &Args) -> anyhow::Result<(Checkpoint, u64)> {
     let Some(run_dir) = &args.run_dir else {
         let path = args.checkpoint.as_ref().expect("clap requires RUN_DIR or --checkpoint");
         let checkpoint = checkpoint::open_path(path)?;
-        let seed = args.seed.or_else(|| seed_of(&checkpoint.dir)).unwrap_or(0);
+        let seed = args.seed.or_else(|| checkpoint::seed_of(&checkpoint.dir)).unwrap_or(0);
         return Ok((checkpoint, seed));
     };
-    let config = read_config(run_dir)?;
-    let seed = args.seed.unwrap_or(config.run.seeds[0]);
-    let dir = seed_dir(run_dir, seed);
-    if !config.run.seeds.contains(&seed) {
-        let seeds: Vec<String> = config.run.seeds.iter().map(u64::to_string).collect();
-        return Err(anyhow!("seed {seed} is not a seed of {} ({})", run_dir.display(), seeds.join(", ")));
-    }
-    match args.step {
-        None => checkpoint::open_path(&dir),
-        Some(step) => {
-            let path = dir.join(CHECKPOINTS).join(format!("step-{step}"));
-            if !path.is_dir() {
-                return Err(anyhow!("{} has no checkpoint of step {step} (only the newest two are kept)", dir.display()));
-            }
-            checkpoint::open_path(&path)
-        }
-    }
-    .map(|checkpoint| (checkpoint, seed))
+    checkpoint::open_in_run(run_dir, args.seed, args.step)
 }
 
 /// An unknown `--camera` is found at the first frame; it is the user's to fix.
@@ -134,9 +116,4 @@ fn camera_is_usage(error: anyhow::Error) -> anyhow::Error {
         Some(EnvError::UnknownCamera { .. }) => UsageError(error).into(),
         _ => error,
     }
-}
-
-/// The seed of `.../seed-<s>/checkpoints/step-<n>`.
-fn seed_of(checkpoint_dir: &Path) -> Option<u64> {
-    checkpoint_dir.ancestors().find_map(|dir| dir.file_name()?.to_str()?.strip_prefix("seed-")?.parse().ok())
 }
