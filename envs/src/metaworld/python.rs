@@ -64,7 +64,7 @@ pub fn ensure_renderer() -> Result<(), EnvError> {
         // PyOpenGL would fail later with an AttributeError on a `None` library.
         return Err(EnvError::RendererUnavailable {
             backend: gl_backend(),
-            detail: format!("libOSMesa.so is not installed (Debian's {package})"),
+            detail: format!("no libOSMesa.so: {package} is not installed"),
         });
     }
     RENDERING.store(true, Ordering::SeqCst);
