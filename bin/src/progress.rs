@@ -226,6 +226,8 @@ pub struct Progress {
     labels: Vec<String>,
     /// Seeds trained at once (for the whole run's time left).
     jobs: usize,
+    /// What a slot is: `seeds` of a run, `runs` of a sweep.
+    slots_are: &'static str,
     /// Whether the seeds train on a CPU (for the warning about configs too big for one).
     on_cpu: bool,
     state: Mutex<Board>,
@@ -254,7 +256,7 @@ impl Progress {
     /// One line per slot named by its label (a sweep's runs share seed numbers).
     pub fn labelled(labels: Vec<String>, jobs: usize, on_cpu: bool, quiet: bool) -> Self {
         let slots = labels.len();
-        Self { labels, ..Self::new(slots, jobs, on_cpu, quiet) }
+        Self { labels, slots_are: "runs", ..Self::new(slots, jobs, on_cpu, quiet) }
     }
 
     /// One seed trained in a child process: reports go to the parent on stdout.
@@ -264,7 +266,7 @@ impl Progress {
 
     fn with_mode(slots: usize, mode: Mode) -> Self {
         let board = Board { lines: vec![None; slots], drawn: 0, last_draw: None, cpu_warned: false };
-        Self { mode, labels: Vec::new(), jobs: 1, on_cpu: false, state: Mutex::new(board) }
+        Self { mode, labels: Vec::new(), jobs: 1, slots_are: "seeds", on_cpu: false, state: Mutex::new(board) }
     }
 
     /// The whole run's time left, where there are several seeds.
@@ -273,7 +275,7 @@ impl Progress {
             return None;
         }
         let text = run_left(&board.lines, self.jobs).map_or("-".into(), |(seconds, estimated)| eta_text(seconds, estimated));
-        Some(format!("run ETA {text} ({} seeds, {} at a time)", board.lines.len(), self.jobs))
+        Some(format!("run ETA {text} ({} {}, {} at a time)", board.lines.len(), self.slots_are, self.jobs))
     }
 
     /// The one line for a seed on a CPU estimated at over a day.
