@@ -2,7 +2,6 @@
 //! directory for them, how many train at once and how the cores are shared between them.
 use crate::seed_processes::interrupt_children;
 use crate::stop_signals::StopSignal;
-use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
 use rundir::config::RunConfig;
 use rundir::run_files::CONFIG;
@@ -63,12 +62,7 @@ fn cores() -> usize {
 
 /// Each CPU seed keeps about two cores busy (learner and env thread); a GPU takes a few seeds
 /// at once, the envs then being the limit.
-pub fn default_jobs(config: &RunConfig) -> usize {
-    let on_gpu = match config.agent.device {
-        DeviceChoice::Cuda => true,
-        DeviceChoice::Auto => tch::Cuda::is_available(),
-        DeviceChoice::Cpu => false,
-    };
+pub fn default_jobs(on_gpu: bool) -> usize {
     if on_gpu {
         4
     } else {

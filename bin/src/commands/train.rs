@@ -12,6 +12,7 @@ use rundir::run_files::{read_config, read_summary, seed_dir, Summary};
 use rundir::UsageError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use training::device::describe;
 use training::progress::{format_duration, Progress};
 use training::trainer::{train_seed, SeedJob, SeedOutcome};
 
@@ -91,11 +92,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             None => Ok(()),
         };
     }
-    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
-    if !args.quiet {
-        eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
+    let device = describe(config.agent.device);
+    if let Some(warning) = &device.warning {
+        eprintln!("{warning}");
     }
-    let progress = Progress::new(pending.len(), args.quiet);
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(device.on_gpu)).clamp(1, pending.len().max(1));
+    if !args.quiet {
+        eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}, device: {}", pending.len(), config.method_label(), jobs, dir.display(), device.description);
+    }
+    let progress = Progress::new(pending.len(), jobs, !device.on_gpu, args.quiet);
     let ends = match pending[..] {
         [] => Vec::new(),
         [seed] => {
