@@ -13,6 +13,7 @@ use crate::adam::{Adam, FlatParams};
 use crate::config::Component;
 use crate::layout::Layout;
 use crate::network::{Param, Weights};
+use crate::phases::{lap, Phases};
 use crate::task_gradients::{TaskGradientPass, TaskGradients};
 use crate::{AgentError, SkipReason};
 use rand::RngCore;
@@ -46,23 +47,6 @@ pub struct ComponentReport {
     pub ms: f64,
 }
 
-/// Milliseconds per phase of a component update. They are host times: on CUDA, work queued on
-/// the device is charged to the phase that next waits for it (a host copy).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Phases {
-    /// The forward pass of the task losses and the backward pass.
-    pub forward_backward_ms: f64,
-    /// Task gradients of the shared layers from the backward pass's per-sample factors, and
-    /// their Gram matrix, accumulated layer by layer.
-    pub task_gradients_ms: f64,
-    /// The Gram matrix and the losses to the host.
-    pub gram_ms: f64,
-    /// `d = sum_k w_k g_k`.
-    pub direction_ms: f64,
-    /// Norm, clipping and the Adam step.
-    pub adam_ms: f64,
-}
-
 impl ComponentReport {
     fn empty(component: Component) -> Self {
         Self {
@@ -83,13 +67,13 @@ impl ComponentReport {
     /// Copies `values` to the host.
     fn download(&mut self, values: &Tensor) -> Result<Vec<f64>, AgentError> {
         self.host_transfers += 1;
-        Ok(Vec::<f64>::try_from(&values.detach())?)
+        Ok(crate::counting::download(values)?)
     }
 
     /// Copies `values` to the device of `like`.
     fn upload(&mut self, values: &[f64], like: &Tensor) -> Tensor {
         self.host_transfers += 1;
-        Tensor::from_slice(values).to_kind(Kind::Float).to_device(like.device())
+        crate::counting::upload(&values.iter().map(|&v| v as f32).collect::<Vec<f32>>(), like.device())
     }
 
     /// Keeps the first `K` of `host` values as the task losses; false when one is not finite.
@@ -97,14 +81,6 @@ impl ComponentReport {
         self.task_losses = host[..num_tasks].to_vec();
         self.task_losses.iter().all(|l| l.is_finite())
     }
-}
-
-/// Milliseconds since `since`, which restarts.
-pub(crate) fn lap(since: &mut Instant) -> f64 {
-    let now = Instant::now();
-    let ms = (now - *since).as_secs_f64() * 1e3;
-    *since = now;
-    ms
 }
 
 pub(crate) struct ComponentLearner {

@@ -159,7 +159,7 @@ fn shares_of(counts: &[i64]) -> Vec<f64> {
 /// Host vectors on the device in one copy (one synchronisation on CUDA): each as floats, or as
 /// indices when its flag is false (exact in `f32` below 2^24).
 fn uploaded<const N: usize>(pieces: [(Vec<f32>, bool); N], device: Device) -> [Tensor; N] {
-    let all = Tensor::from_slice(&pieces.iter().flat_map(|(values, _)| values.iter().copied()).collect::<Vec<f32>>()).to_device(device);
+    let all = crate::counting::upload(&pieces.iter().flat_map(|(values, _)| values.iter().copied()).collect::<Vec<f32>>(), device);
     let mut start = 0;
     pieces.map(|(values, floats)| {
         let piece = all.narrow(0, start, values.len() as i64);

@@ -203,7 +203,7 @@ impl Sac {
 
     /// The current temperature of each task.
     pub fn alpha(&self) -> Result<Vec<f64>, AgentError> {
-        Ok(Vec::<f64>::try_from(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
+        Ok(crate::counting::download(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
     }
 
     /// Actions for one observation per task (`K * obs_dim`, task-major), `K * action_dim` values.
@@ -214,7 +214,7 @@ impl Sac {
         }
         let layout = layout_for(&vec![1; k], self.has_per_task_layers(), device);
         let task = Tensor::arange(k as i64, (Kind::Int64, device));
-        let obs = self.network_input(Tensor::from_slice(obs).view([k as i64, -1]).to_device(device), &task);
+        let obs = self.network_input(crate::counting::upload(obs, device).view([k as i64, -1]), &task);
         let noise = match mode {
             ActionMode::Stochastic => Some(self.standard_normal(k)),
             ActionMode::Deterministic => None,
@@ -228,7 +228,7 @@ impl Sac {
             };
             layout.to_flat(&action)
         });
-        Ok(Vec::<f32>::try_from(&action.reshape([-1]))?)
+        Ok(crate::counting::download(&action)?)
     }
 
     /// Uniform random actions in `[-1, 1]` for every task (the warm-up phase).
@@ -325,7 +325,7 @@ impl Sac {
     /// copied to the device once.
     fn standard_normal(&mut self, rows: usize) -> Tensor {
         let values: Vec<f32> = (0..rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
-        Tensor::from_slice(&values).view([rows as i64, self.action_dim as i64]).to_device(self.device)
+        crate::counting::upload(&values, self.device).view([rows as i64, self.action_dim as i64])
     }
 
     /// The batch with its policy noise on the device, in one copy (one synchronisation on CUDA).
@@ -334,7 +334,7 @@ impl Sac {
         let noise: Vec<f32> = (0..2 * rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
         let task: Vec<f32> = host.task.iter().map(|&k| k as f32).collect();
         let pieces: [&[f32]; 8] = [&host.obs, &host.action, &host.reward, &host.next_obs, &host.not_done, &noise[..noise.len() / 2], &noise[noise.len() / 2..], &task];
-        let all = Tensor::from_slice(&pieces.concat()).to_device(self.device);
+        let all = crate::counting::upload(&pieces.concat(), self.device);
         let mut start = 0;
         let [obs, action, reward, next_obs, not_done, noise, next_noise, task] = pieces.map(|piece| {
             let on_device = all.narrow(0, start, piece.len() as i64);
@@ -389,7 +389,7 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::Phases;
+    use crate::phases::Phases;
     use crate::task_gradients::Sharing;
     use crate::testing::small_sac;
 

@@ -3,7 +3,7 @@
 //! between steps: a fresh one per step cost as much again in page faults on the CPU), their Gram
 //! matrix `J J^T` accumulated layer by layer while each layer's block is still in cache, and the
 //! direction `d = w^T J` as one product. Only `K x K` values (with the losses) reach the host.
-use crate::component::{lap, Phases};
+use crate::phases::{lap, Phases};
 use crate::layout::Layout;
 use crate::network::{Param, Taps, Weights};
 use crate::AgentError;
