@@ -1,12 +1,14 @@
 // Counts the operators libtorch's dispatcher runs, through libtorch's own observer
 // (RecordFunction): exact, not an estimate. An op is a top-level call of an ATen operator on its
-// thread (scope FUNCTION at depth 0): `linear` counts once, not again for the `addmm` it calls,
-// and the backward's ops count on the thread that runs them. Metadata queries the dispatcher does
-// not observe (`size`, `is_leaf`, ...) are not ops.
+// thread (scope FUNCTION at depth 0): `linear` counts once, not again for the `addmm` it calls.
+// The autograd engine's record of each backward node (`autograd::engine::evaluate_function: ...`)
+// is transparent: the ops the node runs count, as top-level ops, on the thread that runs them.
+// Metadata queries the dispatcher does not observe (`size`, `is_leaf`, ...) are not ops.
 #include <ATen/record_function.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 namespace {
 
@@ -14,15 +16,25 @@ std::atomic<int64_t> ops{0};
 thread_local int64_t depth = 0;
 at::CallbackHandle handle = 0;
 
-std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction&) {
+bool is_backward_node(const at::RecordFunction& fn) {
+    static const char prefix[] = "autograd::engine::evaluate_function: ";
+    return std::strncmp(fn.name(), prefix, sizeof(prefix) - 1) == 0;
+}
+
+std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    if (is_backward_node(fn)) {
+        return nullptr;
+    }
     if (depth++ == 0) {
         ops.fetch_add(1, std::memory_order_relaxed);
     }
     return nullptr;
 }
 
-void on_end(const at::RecordFunction&, at::ObserverContext*) {
-    --depth;
+void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
+    if (!is_backward_node(fn)) {
+        --depth;
+    }
 }
 
 }  // namespace
