@@ -537,17 +537,18 @@ mod tests {
         };
         let combiner = CombinerConfig::new(method).build(k).unwrap();
         let mut init_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-        let learner = ComponentLearner::new(Component::Critic, mlp.init(tch::Device::Cpu, &mut init_rng), k, combiner, &settings);
+        let learner = ComponentLearner::new(Component::Critic, mlp.init(crate::testing::tch_device(), &mut init_rng), k, combiner, &settings);
         let rows = counts.iter().sum::<usize>() as i64;
-        let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, tch::Device::Cpu)), Tensor::randn([rows], (Kind::Float, tch::Device::Cpu)));
-        (learner, mlp, x, y, crate::layout::layout_for(&counts, true, tch::Device::Cpu))
+        let device = crate::testing::tch_device();
+        let (x, y) = (Tensor::randn([rows, 4], (Kind::Float, device)), Tensor::randn([rows], (Kind::Float, device)));
+        (learner, mlp, x, y, crate::layout::layout_for(&counts, true, device))
     }
 
     /// Checks `direction` and its squared norm against a backward pass of `sum_k w_k L_k`, with
     /// `shared_weights` over the shared parameters and `per_task_weights` over the others.
     fn assert_direction(learner: &ComponentLearner, losses: Tensor, step: Direction, shared_weights: &[f64], per_task_weights: &[f64]) {
         let Direction::Checked(direction, squared_norm) = step else { panic!("a refresh is checked on the host") };
-        let weighted = |w: &[f64]| (&losses * Tensor::from_slice(w).to_kind(Kind::Float)).sum(Kind::Float);
+        let weighted = |w: &[f64]| (&losses * Tensor::from_slice(w).to_kind(Kind::Float).to_device(losses.device())).sum(Kind::Float);
         let shared = Tensor::run_backward(&[weighted(shared_weights)], &learner.params, true, false);
         let per_task = Tensor::run_backward(&[weighted(per_task_weights)], &learner.params, false, false);
         let mut expected_squared_norm = 0.0;

@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn layer_task_gradients_agree_between_layouts_and_are_zero_for_absent_tasks() {
         let counts = [2, 0, 3];
-        let device = Device::Cpu;
+        let device = crate::testing::tch_device();
         let (x, delta) = (Tensor::randn([5, 4], (Kind::Float, device)), Tensor::randn([5, 3], (Kind::Float, device)));
         let flat = layout_for(&counts, false, device);
         let task_major = layout_for(&counts, true, device);
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn even_flat_batches_give_the_same_task_gradients_and_means_without_padding() {
-        let (counts, device) = ([2, 2, 2], Device::Cpu);
+        let (counts, device) = ([2, 2, 2], crate::testing::tch_device());
         let (x, delta) = (Tensor::randn([6, 4], (Kind::Float, device)), Tensor::randn([6, 3], (Kind::Float, device)));
         let layout = layout_for(&counts, false, device);
         assert!(matches!(layout, Layout::Flat { padding: None, .. }));
