@@ -91,6 +91,10 @@ fn gpu_bundle_runs_gpu_check_on_a_node_with_only_python_numpy_scipy_and_torch() 
         }
         assert!(status.success(), "the bundle failed on the simulated node {hide:?}: {status}");
         assert_every_figure(&out);
+        // The agent's unit tests ran first, on the node's device (here the CPU).
+        let result: Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
+        let tests = &result["agent_tests"];
+        assert!(tests["passed"].as_u64().unwrap() > 0 && tests["failed"] == 0 && tests["test_device"] == "cpu", "{tests}");
         // The device call brings back at most 8 files: the bundle writes only the JSON there.
         let written: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(written, ["gpu-check.json"]);
