@@ -53,11 +53,20 @@ impl Logbook {
     /// An animated GIF of `size` x `size` frames as an image summary (tensorboard-rs itself
     /// writes only PNGs).
     pub fn gif(&mut self, tag: &str, gif: Vec<u8>, size: usize, step: u64) {
+        self.encoded_image(tag, gif, size as i32, step);
+    }
+
+    /// A square PNG (its bytes and side in pixels) as an image summary.
+    pub fn image(&mut self, tag: &str, (png, side): &(Vec<u8>, u32), step: u64) {
+        self.encoded_image(tag, png.clone(), *side as i32, step);
+    }
+
+    fn encoded_image(&mut self, tag: &str, encoded: Vec<u8>, side: i32, step: u64) {
         let mut image = Summary_Image::new();
-        image.set_height(size as i32);
-        image.set_width(size as i32);
+        image.set_height(side);
+        image.set_width(side);
         image.set_colorspace(3);
-        image.set_encoded_image_string(gif);
+        image.set_encoded_image_string(encoded);
         let mut value = Summary_Value::new();
         value.set_tag(tag.to_string());
         value.set_image(image);
