@@ -266,6 +266,10 @@ impl Window {
                         log.scalar(&format!("gram/{component}/direction_norm_ratio"), conflict.direction_norm_ratio, step);
                     }
                     log.image(&format!("gram/{component}/cosine"), &cosine_heat_map(&conflict.cosines)?, step);
+                    let k = conflict.norms.len();
+                    let pairs = (0..k).flat_map(|i| (i + 1..k).map(move |j| i * k + j)).map(|ij| conflict.cosines[ij]);
+                    let values = [conflicts, conflict.cos_mean, conflict.cos_min].into_iter().chain(pairs).collect();
+                    log.conflicts(&WeightsRow { step, component: component.to_string(), weights: values })?;
                 }
             }
         }

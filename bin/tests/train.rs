@@ -240,10 +240,15 @@ fn report_groups_two_runs_by_method_into_tables_and_plots() {
     assert!(csv.lines().next().unwrap().contains(",second_half_success_mean,second_half_success_sem,success:reach-0-loud"), "{csv}");
     assert!(csv.lines().next().unwrap().contains(",second_half_success:reach-0-loud"), "{csv}");
     assert!(table.contains("| second half |"), "{table}");
-    for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png"] {
+    for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png", "conflicts-fairgrad_alpha_2.0.png"] {
         let bytes = std::fs::read(report.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
     }
+    assert!(!report.join("conflicts-ls.png").exists(), "ls computes no Gram");
+    let cosines = table.split("Cosine of the task gradients of `fairgrad alpha=2.0`'s critic").nth(1).unwrap_or_else(|| panic!("no cosine table: {table}"));
+    let first_row = cosines.lines().find(|l| l.starts_with("| reach-0-loud |")).unwrap();
+    let values: Vec<f64> = first_row.split('|').filter_map(|c| c.trim().parse().ok()).collect();
+    assert!(!values.is_empty() && values.iter().all(|c| (-1.0..=1.0).contains(c)), "{first_row}");
     for dir in [ls, fairgrad, report] {
         std::fs::remove_dir_all(dir).unwrap();
     }
