@@ -205,11 +205,14 @@ proptest! {
             }).collect::<Vec<_>>()
         };
         use rand::SeedableRng;
+        // Up to the 1e-8 that LibMTL adds to each norm: relative to the shortest gradient, scaled
+        // or not, it can reach 1e-5 (rows of 1e-3).
+        let shortest = steps.iter().flat_map(|(j, _)| [j.clone(), scaled(j)]).flat_map(|j| j.gram().norms()).filter(|n| *n > 0.0).fold(1.0, f64::min);
+        let tolerance = 1e-6 + 1e-8 / shortest;
         for ((w, d), (ws, ds)) in run(&|j| j.clone()).iter().zip(run(&scaled)) {
             prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12 && w.iter().all(|x| *x > 0.0), "weights on the simplex: {:?}", w);
-            // Up to the 1e-8 that LibMTL adds to each norm.
             for (a, b) in w.iter().zip(&ws).chain(d.iter().zip(&ds)) {
-                prop_assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{:?} vs {:?}", (w, d), (ws, ds));
+                prop_assert!((a - b).abs() <= tolerance * (1.0 + a.abs()), "{:?} vs {:?}", (w, d), (ws, ds));
             }
         }
     }
