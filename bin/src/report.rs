@@ -4,7 +4,7 @@
 //! over seeds, their mean +- s.e.m. (the papers' statistic) and the interval estimates of
 //! Agarwal et al. (2021) from [`crate::stats`]. docs/report.md says what each column means.
 use crate::plot::{self, Panel, Series};
-use crate::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, CONFLICTS, METRICS, WEIGHTS};
+use crate::run_files::{conflict_columns, read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, CONFLICTS, METRICS, WEIGHTS};
 use crate::stats::{self, Estimate, ScoreMatrix, BOOTSTRAP, MIN_RUNS_FOR_CI};
 use crate::UsageError;
 use agent::Component;
@@ -183,7 +183,16 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
             }
             let weights = read_weights(&weights)?;
             let conflicts = dir.join(CONFLICTS);
-            let conflicts = if conflicts.is_file() { read_weights(&conflicts)? } else { Vec::new() };
+            let conflicts = if conflicts.is_file() {
+                let rows = read_weights(&conflicts)?;
+                let columns = conflict_columns(&tasks).len();
+                if let Some(row) = rows.iter().find(|r| r.weights.len() != columns) {
+                    bail!("{}: a row at step {} has {} values, not the {columns} of {} tasks", conflicts.display(), row.step, row.weights.len(), tasks.len());
+                }
+                rows
+            } else {
+                Vec::new()
+            };
             let group = groups.entry(label.clone()).or_insert_with(|| Group {
                 label: label.clone(),
                 method: config.agent.combine.combiner.method,
