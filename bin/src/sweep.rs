@@ -331,6 +331,10 @@ mod tests {
         let methods: Vec<Method> = configs.iter().map(|c| c.agent.combine.combiner.method).collect();
         assert_eq!(methods, Method::ALL);
         assert!(configs.iter().all(|c| c.agent.combine.combiner == solvers::CombinerConfig::new(c.agent.combine.combiner.method)));
+        // Methods that take the log of each loss reweight the critic alone (positive losses).
+        for c in configs.iter().filter(|c| [Method::Si, Method::Uw, Method::Stch, Method::Famo].contains(&c.agent.combine.combiner.method)) {
+            assert!(!c.agent.combine.applies_to(agent::Component::Actor), "{}", c.agent.combine.combiner.method);
+        }
     }
 
     #[test]
