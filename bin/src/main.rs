@@ -1,34 +1,10 @@
 //! `mt10`: train one SAC policy on MetaWorld MT10 with fair gradient combiners.
-mod bench;
-mod checkpoint;
-mod combiner_args;
-mod config;
-mod device;
-#[cfg(feature = "metaworld")]
-mod env_scaling;
-mod episodes;
-mod eval;
-mod evaluation;
-mod event_file;
-mod logbook;
-mod manifest;
-mod plot;
-mod progress;
-mod report;
-mod run_files;
-mod seed_processes;
-mod slurm;
-mod stats;
-mod sweep;
-mod sweep_freq;
-mod stop_signals;
-mod train;
-mod trainer;
-mod video;
-mod video_sheet;
-mod weights;
+mod commands;
 
 use clap::{Parser, Subcommand};
+use commands::{bench, eval, report, sweep, train, weights};
+use launch::stop_signals::Interrupted;
+use rundir::UsageError;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -58,23 +34,6 @@ enum Command {
     /// Combine task gradients with one method and print the weights (JSON).
     #[command(allow_negative_numbers = true)]
     Weights(weights::Args),
-}
-
-/// An error in what the user asked for (bad option, bad input file): exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct UsageError(#[from] anyhow::Error);
-
-/// Training stopped on SIGINT or SIGTERM after writing checkpoints: exit status 130 or 143.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted by {}", .0.name())]
-pub struct Interrupted(pub stop_signals::StopSignal);
-
-impl Interrupted {
-    /// By the signal this process received (SIGINT where only a child was stopped, directly).
-    pub fn by_received_signal() -> Self {
-        Self(stop_signals::received().unwrap_or(stop_signals::StopSignal::Interrupt))
-    }
 }
 
 fn main() -> ExitCode {

@@ -3,7 +3,7 @@
 //! trainings (no Python).
 mod common;
 
-use common::{mt10, read_json, read_stderr_until, run, scratch, signal, TINY};
+use common::{copy_dir, mt10, read_json, read_stderr_until, run, scratch, signal, TINY};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -169,10 +169,6 @@ fn unfinished_run(out: &Path) -> PathBuf {
     let seed_dir = out.join("seed-1");
     std::fs::remove_file(seed_dir.join("summary.json")).unwrap();
     seed_dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    assert!(Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap().success());
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub fn train_tiny(out: &Path, extra: &[&str]) -> String {
     ok(&args)
 }
 
+pub fn copy_dir(from: &Path, to: &Path) {
+    assert!(Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap().success());
+}
+
 pub fn signal(child: &std::process::Child, name: &str) {
     let status = Command::new("kill").args([name, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
