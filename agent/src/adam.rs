@@ -51,20 +51,36 @@ impl Adam {
         }
     }
 
-    /// One step of the flat parameter buffer along the flat gradient `grad`.
-    pub fn step(&mut self, param: &mut Tensor, grad: &Tensor) {
+    /// One step of the flat parameter buffer along the flat gradient `grad`. With `applies` (a
+    /// boolean scalar on the device) the step is taken only where it is true; otherwise the
+    /// parameters and moments stay exactly as they were (a non-finite `grad` included), and the
+    /// caller takes back the step count once it learns so.
+    pub fn step(&mut self, param: &mut Tensor, grad: &Tensor, applies: Option<&Tensor>) {
         let _no_grad = tch::no_grad_guard();
         self.step += 1;
         let step = self.step as f64;
         let bias_correction1 = 1.0 - self.beta1.powf(step);
         let bias_correction2_sqrt = (1.0 - self.beta2.powf(step)).sqrt();
-        let _ = self.exp_avg.flat.lerp_(grad, 1.0 - self.beta1);
-        let _ = self.exp_avg_sq.flat.lerp_(&grad.square(), 1.0 - self.beta2);
         // param -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), as m / denom with the factors in denom.
         let scale = -bias_correction1 / self.lr;
+        let exp_avg = match applies {
+            None => {
+                let _ = self.exp_avg.flat.lerp_(grad, 1.0 - self.beta1);
+                let _ = self.exp_avg_sq.flat.lerp_(&grad.square(), 1.0 - self.beta2);
+                self.exp_avg.flat.shallow_clone()
+            }
+            Some(applies) => {
+                // Weight 0 keeps a moment exactly; the gradient is zeroed so that NaN * 0 cannot leak in.
+                let weight = |w: f64| Tensor::where_scalar(applies, w, 0.0);
+                let grad = grad.where_scalarother(applies, 0.0);
+                let _ = self.exp_avg.flat.lerp_tensor_(&grad, &weight(1.0 - self.beta1));
+                let _ = self.exp_avg_sq.flat.lerp_tensor_(&grad.square(), &weight(1.0 - self.beta2));
+                self.exp_avg.flat.where_scalarother(applies, 0.0)
+            }
+        };
         let mut denom = self.exp_avg_sq.flat.sqrt();
         let _ = denom.g_mul_scalar_(scale / bias_correction2_sqrt).g_add_scalar_(scale * self.eps);
-        let _ = param.addcdiv_(&self.exp_avg.flat, &denom);
+        let _ = param.addcdiv_(&exp_avg, &denom);
     }
 }
 
@@ -80,7 +96,7 @@ mod tests {
         let mut param = Tensor::from_slice(&start);
         let mut adam = Adam::new(&[param.shallow_clone()], &[0], lr, beta1, beta2, eps);
         for grad in &grads {
-            adam.step(&mut param, &Tensor::from_slice(grad));
+            adam.step(&mut param, &Tensor::from_slice(grad), None);
         }
         let got = Vec::<f64>::try_from(&param).unwrap();
         for (i, &got) in got.iter().enumerate() {
@@ -93,6 +109,29 @@ mod tests {
                 value -= lr / (1.0 - beta1.powi(step)) * m / ((v / (1.0 - beta2.powi(step))).sqrt() + eps);
             }
             assert!((got - value).abs() < 1e-6, "element {i}: {got} vs {value}");
+        }
+    }
+
+    #[test]
+    fn a_gated_step_is_the_step_when_it_applies_and_changes_nothing_when_not() {
+        let start = Tensor::from_slice(&[0.5f32, -1.0, 2.0]);
+        let run = |grads: &[[f32; 3]], applies: Option<&[bool]>| {
+            let mut param = start.copy();
+            let mut adam = Adam::new(&[param.shallow_clone()], &[0], 0.01, 0.9, 0.999, 1e-8);
+            for (i, grad) in grads.iter().enumerate() {
+                let gate = applies.map(|a| Tensor::from(a[i]));
+                adam.step(&mut param, &Tensor::from_slice(grad), gate.as_ref());
+            }
+            (param, adam.exp_avg.flat, adam.exp_avg_sq.flat)
+        };
+        let grads = [[0.1f32, -0.3, 2.0], [-0.2, 0.5, 1.0]];
+        let (plain, gated) = (run(&grads, None), run(&grads, Some(&[true, true])));
+        for (a, b) in [(&plain.0, &gated.0), (&plain.1, &gated.1), (&plain.2, &gated.2)] {
+            assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
+        }
+        let (one, skipped) = (run(&grads[..1], None), run(&[grads[0], [f32::NAN, 1.0, f32::INFINITY]], Some(&[true, false])));
+        for (a, b) in [(&one.0, &skipped.0), (&one.1, &skipped.1), (&one.2, &skipped.2)] {
+            assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
         }
     }
 }

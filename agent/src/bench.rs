@@ -1,7 +1,8 @@
 //! Times full SAC updates per combiner on synthetic MT10-shaped data (`mt10 bench update`): what
 //! per-task gradients and the combiners cost relative to the plain `ls` update, where the time
 //! goes, and (optionally) how another implementation timed in the same rounds compares.
-use crate::{AgentError, CombineConfig, DeviceChoice, Sac, SacConfig, UpdateReport};
+use crate::counting::{count_ops, host_syncs};
+use crate::{ActionMode, AgentError, CombineConfig, DeviceChoice, Sac, SacConfig, UpdateReport};
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,8 +65,12 @@ pub struct MethodTiming {
     /// Mean time per update spent in the combiners' solves (all three components).
     pub solver_us: f64,
     pub breakdown: Breakdown,
-    /// Copies between host and device per update; on CUDA each one is a synchronisation.
-    pub host_transfers: f64,
+    /// libtorch ops per update, counted exactly (see [`crate::counting`]); on CUDA each op that
+    /// computes is at least one kernel launch.
+    pub ops_per_update: f64,
+    /// Points per update where the host waits for the device (read-backs and blocking copies to
+    /// it), counted exactly on any device.
+    pub host_syncs_per_update: f64,
     /// The reference implementation's time per update in the same rounds (median), when one ran.
     pub reference_ms_per_update: Option<f64>,
     /// Ours over the reference.
@@ -160,6 +165,15 @@ pub struct UpdateBenchmarkReport {
     /// In the order timed (`ls` first); serialised as a map from method name.
     #[serde(serialize_with = "ordered_map")]
     pub methods: Vec<(String, MethodTiming)>,
+    /// One acting step of all tasks (the same for every method).
+    pub act: ActCounts,
+}
+
+/// The ops and host syncs of one [`Sac::act`] call: one stochastic action for every task.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ActCounts {
+    pub ops_per_step: u64,
+    pub host_syncs_per_step: u64,
 }
 
 /// Another implementation of the same update, timed in the same rounds as ours.
@@ -215,7 +229,6 @@ pub fn update_benchmark<E: From<AgentError>>(
     let mut update_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(updates); agents.len()];
     let mut total_solver_us = vec![0.0; agents.len()];
     let mut breakdowns = vec![Breakdown::default(); agents.len()];
-    let mut host_transfers = vec![0usize; agents.len()];
     let mut reference_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(updates); agents.len()];
     for round in 0..bench.warmup_updates + updates {
         let timed = round >= bench.warmup_updates;
@@ -229,7 +242,6 @@ pub fn update_benchmark<E: From<AgentError>>(
                 update_ms[i].push(start.elapsed().as_secs_f64() * 1e3);
                 total_solver_us[i] += report.critic.solver_us + report.actor.solver_us + report.alpha.solver_us;
                 breakdowns[i].add(&report);
-                host_transfers[i] += report.host_transfers;
             }
         }
         if let Some(reference) = reference.as_deref_mut() {
@@ -240,6 +252,16 @@ pub fn update_benchmark<E: From<AgentError>>(
             }
         }
     }
+    // Counted apart from the timed updates (counting slows ops down): one block of updates (one
+    // weight refresh) per method.
+    let mut counts = Vec::with_capacity(agents.len());
+    for agent in &mut agents {
+        let syncs_before = host_syncs();
+        let (result, ops) = count_ops(|| (0..every).try_for_each(|_| agent.update().map(drop)));
+        result?;
+        counts.push((ops as f64 / every as f64, (host_syncs() - syncs_before) as f64 / every as f64));
+    }
+    let act = act_counts(&mut agents[0])?;
     let ms_per_update: Vec<f64> = update_ms.iter().map(|times| median_block_mean(times, every)).collect();
     let timings = methods
         .iter()
@@ -253,7 +275,8 @@ pub fn update_benchmark<E: From<AgentError>>(
                 mean_ms_per_update: times.iter().sum::<f64>() / times.len() as f64,
                 solver_us: total_solver_us[i] / times.len() as f64,
                 breakdown: breakdowns[i].scaled(1.0 / times.len() as f64),
-                host_transfers: host_transfers[i] as f64 / times.len() as f64,
+                ops_per_update: counts[i].0,
+                host_syncs_per_update: counts[i].1,
                 reference_ms_per_update: reference,
                 ratio_to_reference: reference.map(|r| ms_per_update[i] / r),
             };
@@ -267,7 +290,19 @@ pub fn update_benchmark<E: From<AgentError>>(
         update_weights_every: bench.update_weights_every,
         updates,
         methods: timings,
+        act,
     })
+}
+
+/// The counts of one stochastic acting step of all tasks, after one uncounted step (which may
+/// set up what later steps reuse).
+fn act_counts(agent: &mut Sac) -> Result<ActCounts, AgentError> {
+    let obs = vec![0.0; agent.num_tasks() * agent.obs_dim()];
+    agent.act(&obs, ActionMode::Stochastic)?;
+    let syncs_before = host_syncs();
+    let (result, ops) = count_ops(|| agent.act(&obs, ActionMode::Stochastic));
+    result?;
+    Ok(ActCounts { ops_per_step: ops, host_syncs_per_step: host_syncs() - syncs_before })
 }
 
 fn median_block_mean(times: &[f64], block: usize) -> f64 {

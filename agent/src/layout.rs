@@ -9,11 +9,17 @@ pub(crate) enum Layout {
         counts: Vec<i64>,
         /// Each row's task.
         task: Tensor,
-        /// `1 / n_k` for a row of task `k`, so that a weighted sum per task is its mean.
-        row_weight: Tensor,
+        /// `[K, B]`: `1 / n_k` where row `b` is of task `k`, 0 elsewhere: task means are one
+        /// product with it (deterministic on CUDA, unlike an `index_add`).
+        mean_weights: Tensor,
+        /// When the tasks' counts differ: the rows as `[K, n]` slots for the per-task gradients
+        /// (see [`Layout::task_major`]), with a `[K n, 1]` mask that is 0 on padding. With equal
+        /// counts the flat rows already are `[K, n]`.
+        padding: Option<(Tensor, Tensor)>,
         /// `[K]`: [`Layout::sample_shares`] on the device.
         shares: Tensor,
         num_tasks: i64,
+        per_task: i64,
     },
     /// `[K, n, ...]`: row `k` holds task `k`'s `n_k` samples, padded to `n = max n_k` with
     /// copies of a real row that carry weight 0.
@@ -33,50 +39,94 @@ pub(crate) enum Layout {
     },
 }
 
-impl Layout {
-    /// `counts[k]` rows of task `k`, stored consecutively in task order.
-    pub fn flat(counts: &[usize], device: Device) -> Self {
-        let task = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as f32, n)).collect();
-        let row_weight = counts.iter().flat_map(|&n| std::iter::repeat_n(1.0 / n as f32, n)).collect();
-        let counts: Vec<i64> = counts.iter().map(|&n| n as i64).collect();
-        let shares = shares_of(&counts).into_iter().map(|s| s as f32).collect();
-        let [task, row_weight, shares] = uploaded([(task, false), (row_weight, true), (shares, true)], device);
-        Layout::Flat { num_tasks: counts.len() as i64, counts, task, row_weight, shares }
-    }
+/// Host values to go to the device in one copy, each as floats or as indices (exact in `f32`
+/// below 2^24).
+struct Pieces(Vec<(Vec<f32>, bool)>);
 
-    pub fn task_major(counts: &[usize], device: Device) -> Self {
-        let per_task = counts.iter().copied().max().unwrap_or(0).max(1);
-        let last_row = counts.iter().sum::<usize>().saturating_sub(1);
-        let (mut gather, mut slot, mut slot_weight) = (Vec::new(), Vec::new(), Vec::new());
+impl Pieces {
+    /// Uploads `first` and then the pieces in one copy: `first` on the device, then each piece.
+    fn upload(self, first: &[f32], device: Device) -> (Tensor, impl Iterator<Item = Tensor>) {
+        let values: Vec<f32> = first.iter().copied().chain(self.0.iter().flat_map(|(values, _)| values.iter().copied())).collect();
+        let all = crate::counting::upload(&values, device);
+        let first = all.narrow(0, 0, first.len() as i64);
+        let mut start = first.size()[0];
+        let pieces = self.0.into_iter().map(move |(values, floats)| {
+            let piece = all.narrow(0, start, values.len() as i64);
+            start += values.len() as i64;
+            if floats { piece } else { piece.to_kind(Kind::Int64) }
+        });
+        (first, pieces)
+    }
+}
+
+/// The `K * n` slots of task-major rows (`n = max n_k`): the flat row each holds (padding repeats
+/// a real row, any: its weight is 0, so values stay finite), and whether it is a real sample.
+fn slots(counts: &[usize]) -> (usize, Vec<f32>, Vec<bool>) {
+    let per_task = counts.iter().copied().max().unwrap_or(0).max(1);
+    let last_row = counts.iter().sum::<usize>().saturating_sub(1);
+    let (mut gather, mut real) = (Vec::new(), Vec::new());
+    let mut first_row = 0;
+    for &n in counts {
+        for j in 0..per_task {
+            gather.push(if j < n { first_row + j } else { first_row.min(last_row) } as f32);
+            real.push(j < n);
+        }
+        first_row += n;
+    }
+    (per_task, gather, real)
+}
+
+impl Layout {
+    /// The layout for a network (flat when all its parameters are shared, task-major when some
+    /// layer has per-task parameters) of a batch with `counts[k]` rows of task `k`, stored
+    /// consecutively in task order. Its tensors go to the device in one copy with `batch`,
+    /// returned on the device.
+    pub fn with_batch(counts: &[usize], per_task_layers: bool, batch: &[f32], device: Device) -> (Self, Tensor) {
+        let num_tasks = counts.len() as i64;
+        let (per_task, gather, real) = slots(counts);
+        let shares = shares_of(counts).into_iter().map(|s| s as f32).collect();
+        let counts_i64: Vec<i64> = counts.iter().map(|&n| n as i64).collect();
+        if per_task_layers {
+            let slot = counts.iter().enumerate().flat_map(|(k, &n)| (0..n).map(move |j| (k * per_task + j) as f32)).collect();
+            let slot_weight = counts.iter().flat_map(|&n| (0..per_task).map(move |j| if j < n { 1.0 / n as f32 } else { 0.0 })).collect();
+            let (batch, mut t) = Pieces(vec![(gather, false), (slot, false), (slot_weight, true), (shares, true)]).upload(batch, device);
+            let mut next = || t.next().expect("one tensor per piece");
+            let layout = Layout::TaskMajor {
+                counts: counts_i64,
+                gather: next(),
+                slot: next(),
+                slot_weight: next().view([num_tasks, per_task as i64]),
+                shares: next(),
+                num_tasks,
+                per_task: per_task as i64,
+            };
+            return (layout, batch);
+        }
+        let rows: usize = counts.iter().sum();
+        let task = counts.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as f32, n)).collect();
+        let mut mean_weights = vec![0.0; counts.len() * rows];
         let mut first_row = 0;
         for (k, &n) in counts.iter().enumerate() {
-            for j in 0..per_task {
-                // Padding repeats a real row (any row: its weight is 0) so values stay finite.
-                let row = if j < n { first_row + j } else { first_row.min(last_row) };
-                gather.push(row as f32);
-                slot_weight.push(if j < n { 1.0 / n as f32 } else { 0.0 });
-            }
-            slot.extend((0..n).map(|j| (k * per_task + j) as f32));
+            mean_weights[k * rows + first_row..k * rows + first_row + n].fill(1.0 / n as f32);
             first_row += n;
         }
-        let counts: Vec<i64> = counts.iter().map(|&n| n as i64).collect();
-        let shares = shares_of(&counts).into_iter().map(|s| s as f32).collect();
-        let [gather, slot, slot_weight, shares] = uploaded([(gather, false), (slot, false), (slot_weight, true), (shares, true)], device);
-        Layout::TaskMajor {
-            num_tasks: counts.len() as i64,
-            slot_weight: slot_weight.view([counts.len() as i64, per_task as i64]),
-            counts,
-            gather,
-            slot,
-            shares,
-            per_task: per_task as i64,
+        let even = counts.iter().all(|&n| n == counts[0]);
+        let mut pieces = vec![(task, false), (mean_weights, true), (shares, true)];
+        if !even {
+            pieces.extend([(gather, false), (real.iter().map(|&r| f32::from(u8::from(r))).collect(), true)]);
         }
+        let (batch, mut t) = Pieces(pieces).upload(batch, device);
+        let mut next = || t.next().expect("one tensor per piece");
+        let (task, mean_weights, shares) = (next(), next().view([num_tasks, rows as i64]), next());
+        let padding = (!even).then(|| (next(), next().unsqueeze(1)));
+        (Layout::Flat { counts: counts_i64, task, mean_weights, padding, shares, num_tasks, per_task: per_task as i64 }, batch)
     }
 
     /// Each task's share of the batch's samples, `n_k / B`.
     pub fn sample_shares(&self) -> Vec<f64> {
         let (Layout::Flat { counts, .. } | Layout::TaskMajor { counts, .. }) = self;
-        shares_of(counts)
+        let counts: Vec<usize> = counts.iter().map(|&n| n as usize).collect();
+        shares_of(&counts)
     }
 
     /// [`Layout::sample_shares`] on the device (`[K]`), uploaded with the layout.
@@ -113,9 +163,7 @@ impl Layout {
     /// 0 for a task without samples.
     pub fn task_means(&self, per_sample: &Tensor) -> Tensor {
         match self {
-            Layout::Flat { task, row_weight, num_tasks, .. } => {
-                Tensor::zeros([*num_tasks], (per_sample.kind(), per_sample.device())).index_add(0, task, &(per_sample * row_weight))
-            }
+            Layout::Flat { mean_weights, .. } => mean_weights.mv(per_sample),
             Layout::TaskMajor { slot_weight, .. } => (per_sample * slot_weight).sum_dim_intlist(1, false, per_sample.kind()),
         }
     }
@@ -130,52 +178,40 @@ impl Layout {
 
     /// Each task's gradient of a layer's weight and bias from its input `x` and the
     /// backpropagated signal `delta` of its output, per sample: `sum over task k's samples of
-    /// delta x^T` (padding rows carry a zero `delta`). Written into `weight` (`[K, out, in]`) and
-    /// `bias` (`[K, out]`), whose blocks `k` must each be contiguous, or added to them when
-    /// `accumulate`. A task without samples gets zeros.
+    /// delta x^T` (padding rows carry a zero `delta`), one batched product for all tasks and one
+    /// sum for the biases. Written into `weight` (`[K, out, in]`) and `bias` (`[K, out]`), whose
+    /// blocks `k` must each be contiguous, or added to them when `accumulate`. A task without
+    /// samples gets zeros.
     pub fn layer_task_gradients(&self, x: &Tensor, delta: &Tensor, weight: &Tensor, bias: &Tensor, accumulate: bool) {
-        let rows: Vec<(Tensor, Tensor)> = match self {
-            Layout::Flat { counts, .. } => delta.split_with_sizes(counts.as_slice(), 0).into_iter().zip(x.split_with_sizes(counts.as_slice(), 0)).collect(),
-            Layout::TaskMajor { num_tasks, .. } => (0..*num_tasks).map(|k| (delta.get(k), x.get(k))).collect(),
-        };
-        for (k, (delta, x)) in rows.iter().enumerate() {
-            let (mut weight, mut bias) = (weight.get(k as i64), bias.get(k as i64));
-            if accumulate {
-                let _ = weight.addmm_(&delta.tr(), x);
-                bias += delta.sum_dim_intlist(0, false, delta.kind());
-            } else {
-                let _ = delta.tr().mm_out(&weight, x);
-                let _ = delta.sum_intlist_out(&bias, 0, false, delta.kind());
+        let (x, delta) = match self {
+            Layout::Flat { padding: None, num_tasks, per_task, .. } => {
+                (x.view([*num_tasks, *per_task, -1]), delta.view([*num_tasks, *per_task, -1]))
             }
+            Layout::Flat { padding: Some((gather, real)), num_tasks, per_task, .. } => (
+                x.index_select(0, gather).view([*num_tasks, *per_task, -1]),
+                (delta.index_select(0, gather) * real).view([*num_tasks, *per_task, -1]),
+            ),
+            Layout::TaskMajor { .. } => (x.shallow_clone(), delta.shallow_clone()),
+        };
+        let delta_t = delta.transpose(1, 2);
+        if accumulate {
+            let _ = weight.shallow_clone().baddbmm_(&delta_t, &x);
+            let _ = bias.shallow_clone().g_add_(&delta.sum_dim_intlist(1, false, delta.kind()));
+        } else {
+            let _ = delta_t.bmm_out(weight, &x);
+            let _ = delta.sum_intlist_out(bias, 1, false, delta.kind());
         }
     }
 }
 
-fn shares_of(counts: &[i64]) -> Vec<f64> {
-    let total = counts.iter().sum::<i64>() as f64;
+fn shares_of(counts: &[usize]) -> Vec<f64> {
+    let total = counts.iter().sum::<usize>() as f64;
     counts.iter().map(|&n| n as f64 / total).collect()
 }
 
-/// Host vectors on the device in one copy (one synchronisation on CUDA): each as floats, or as
-/// indices when its flag is false (exact in `f32` below 2^24).
-fn uploaded<const N: usize>(pieces: [(Vec<f32>, bool); N], device: Device) -> [Tensor; N] {
-    let all = Tensor::from_slice(&pieces.iter().flat_map(|(values, _)| values.iter().copied()).collect::<Vec<f32>>()).to_device(device);
-    let mut start = 0;
-    pieces.map(|(values, floats)| {
-        let piece = all.narrow(0, start, values.len() as i64);
-        start += values.len() as i64;
-        if floats { piece } else { piece.to_kind(Kind::Int64) }
-    })
-}
-
-/// How the batch is laid out for a network: flat when all its parameters are shared,
-/// task-major when some layer has per-task parameters.
+/// [`Layout::with_batch`] without a batch: the layout's own tensors in one copy.
 pub(crate) fn layout_for(counts: &[usize], per_task_layers: bool, device: Device) -> Layout {
-    if per_task_layers {
-        Layout::task_major(counts, device)
-    } else {
-        Layout::flat(counts, device)
-    }
+    Layout::with_batch(counts, per_task_layers, &[], device).0
 }
 
 #[cfg(test)]
@@ -185,10 +221,10 @@ mod tests {
     #[test]
     fn layer_task_gradients_agree_between_layouts_and_are_zero_for_absent_tasks() {
         let counts = [2, 0, 3];
-        let device = Device::Cpu;
+        let device = crate::testing::tch_device();
         let (x, delta) = (Tensor::randn([5, 4], (Kind::Float, device)), Tensor::randn([5, 3], (Kind::Float, device)));
-        let flat = Layout::flat(&counts, device);
-        let task_major = Layout::task_major(&counts, device);
+        let flat = layout_for(&counts, false, device);
+        let task_major = layout_for(&counts, true, device);
         // Padding slots carry zero signal, as the zero loss weight of padding gives them.
         let Layout::TaskMajor { slot_weight, .. } = &task_major else { panic!("a task-major layout") };
         let mask = slot_weight.gt(0.0).to_kind(Kind::Float).unsqueeze(-1);
@@ -213,6 +249,24 @@ mod tests {
         for (w, b) in [(&w_flat, &b_flat), (&w_major, &b_major), (&w_twice, &b_twice)] {
             assert_eq!(w.get(1).abs().max().double_value(&[]), 0.0);
             assert_eq!(b.get(1).abs().max().double_value(&[]), 0.0);
+        }
+    }
+
+    #[test]
+    fn even_flat_batches_give_the_same_task_gradients_and_means_without_padding() {
+        let (counts, device) = ([2, 2, 2], crate::testing::tch_device());
+        let (x, delta) = (Tensor::randn([6, 4], (Kind::Float, device)), Tensor::randn([6, 3], (Kind::Float, device)));
+        let layout = layout_for(&counts, false, device);
+        assert!(matches!(layout, Layout::Flat { padding: None, .. }));
+        let (weight, bias) = (Tensor::zeros([3, 3, 4], (Kind::Float, device)), Tensor::zeros([3, 3], (Kind::Float, device)));
+        layout.layer_task_gradients(&x, &delta, &weight, &bias, false);
+        let per_sample = Tensor::randn([6], (Kind::Float, device));
+        let means = layout.task_means(&per_sample);
+        for k in 0..3 {
+            let (d, xs) = (delta.narrow(0, 2 * k, 2), x.narrow(0, 2 * k, 2));
+            assert!((weight.get(k) - d.tr().mm(&xs)).abs().max().double_value(&[]) < 1e-5);
+            assert!((bias.get(k) - d.sum_dim_intlist(0, false, Kind::Float)).abs().max().double_value(&[]) < 1e-5);
+            assert!((means.get(k) - per_sample.narrow(0, 2 * k, 2).mean(Kind::Float)).abs().double_value(&[]) < 1e-6);
         }
     }
 }

@@ -10,9 +10,11 @@ pub mod bench;
 mod checkpoint;
 mod component;
 mod config;
+pub mod counting;
 mod error;
 mod layout;
 mod network;
+mod phases;
 mod policy;
 mod replay;
 mod sac;
@@ -20,7 +22,8 @@ mod task_gradients;
 #[cfg(test)]
 mod testing;
 
-pub use component::{ComponentReport, Phases};
+pub use component::ComponentReport;
+pub use phases::Phases;
 pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, NashFallback, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};

@@ -4,6 +4,7 @@
 use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
 use crate::config::{Architecture, Component, LsReduction, NashFallback, SacConfig, Temperature};
+use crate::counting::{download, host_syncs, upload};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, TwinCritic, Weights};
 use crate::policy::SquashedGaussian;
@@ -40,9 +41,9 @@ pub struct UpdateReport {
     pub bellman_target_ms: f64,
     /// Time of the Polyak update of the target critics.
     pub polyak_ms: f64,
-    /// Copies between host and device in the whole update (components included); on CUDA each
-    /// one waits for the device.
-    pub host_transfers: usize,
+    /// Points in the whole update (components included) where the host waited for the device
+    /// (see [`crate::counting`]).
+    pub host_syncs: u64,
     /// Time of the whole update.
     pub ms: f64,
 }
@@ -79,6 +80,8 @@ pub struct Sac {
     pub(crate) shared_last_good: Option<Vec<f64>>,
     pub(crate) replay: ReplayBuffer,
     pub(crate) rng: ChaCha8Rng,
+    /// The layout of one row per task and the task ids, made by the first [`Sac::act`].
+    act_layout: Option<(Layout, Tensor)>,
 }
 
 impl Sac {
@@ -151,6 +154,7 @@ impl Sac {
             alpha_learner,
             replay,
             rng,
+            act_layout: None,
         })
     }
 
@@ -203,7 +207,7 @@ impl Sac {
 
     /// The current temperature of each task.
     pub fn alpha(&self) -> Result<Vec<f64>, AgentError> {
-        Ok(Vec::<f64>::try_from(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
+        Ok(download(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
     }
 
     /// Actions for one observation per task (`K * obs_dim`, task-major), `K * action_dim` values.
@@ -212,13 +216,19 @@ impl Sac {
         if obs.len() != k * self.obs_dim {
             return Err(AgentError::Shape { what: "observations", expected: k * self.obs_dim, got: obs.len() });
         }
-        let layout = layout_for(&vec![1; k], self.has_per_task_layers(), device);
-        let task = Tensor::arange(k as i64, (Kind::Int64, device));
-        let obs = self.network_input(Tensor::from_slice(obs).view([k as i64, -1]).to_device(device), &task);
-        let noise = match mode {
-            ActionMode::Stochastic => Some(self.standard_normal(k)),
-            ActionMode::Deterministic => None,
+        // One copy to the device (observations and noise) and one back.
+        if self.act_layout.is_none() {
+            let layout = layout_for(&vec![1; k], self.has_per_task_layers(), device);
+            self.act_layout = Some((layout, Tensor::arange(k as i64, (Kind::Int64, device))));
+        }
+        let noise: Vec<f32> = match mode {
+            ActionMode::Stochastic => (0..k * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect(),
+            ActionMode::Deterministic => Vec::new(),
         };
+        let inputs = upload(&[obs, &noise].concat(), device);
+        let (layout, task) = self.act_layout.as_ref().expect("made above");
+        let noise = (!noise.is_empty()).then(|| inputs.narrow(0, obs.len() as i64, noise.len() as i64).view([k as i64, -1]));
+        let obs = self.network_input(inputs.narrow(0, 0, obs.len() as i64).view([k as i64, -1]), task);
         let action = tch::no_grad(|| {
             let obs = layout.arrange(&obs);
             let weights = Weights::new(&self.actor_learner.params);
@@ -228,7 +238,7 @@ impl Sac {
             };
             layout.to_flat(&action)
         });
-        Ok(Vec::<f32>::try_from(&action.reshape([-1]))?)
+        Ok(download(&action)?)
     }
 
     /// Uniform random actions in `[-1, 1]` for every task (the warm-up phase).
@@ -245,12 +255,10 @@ impl Sac {
     /// then the Polyak update of the target critics.
     pub fn update(&mut self) -> Result<UpdateReport, AgentError> {
         let start = Instant::now();
+        let syncs = host_syncs();
         let host = self.replay.sample(self.config.batch_size, &mut self.rng)?;
-        let batch = self.batch_on_device(&host);
-        let layout = layout_for(&host.counts, self.has_per_task_layers(), self.device);
+        let (batch, layout) = self.batch_on_device(&host);
         let sample_ms = start.elapsed().as_secs_f64() * 1e3;
-        // The batch and the layout.
-        let mut host_transfers = 2;
         let (k, gamma, tau, target_entropy) = (self.num_tasks, self.config.gamma, self.config.tau, self.target_entropy);
         let (actor, critic) = (&self.actor, &self.critic);
         let alpha = alpha_per_task(&self.alpha_learner.params, k).detach();
@@ -267,7 +275,7 @@ impl Sac {
         let bellman_target_ms = start.elapsed().as_secs_f64() * 1e3 - sample_ms;
         let shares = |learner: &ComponentLearner| learner.combiner.method() == Method::Nash;
         let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.critic_learner));
-        let critic_report = self.critic_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
+        let mut critic_report = self.critic_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
 
@@ -275,7 +283,7 @@ impl Sac {
         let critic_params = self.critic_learner.detached();
         let mut entropy_gap = None;
         let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
-        let actor_report = self.actor_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
+        let mut actor_report = self.actor_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
             let (losses, log_prob) = actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha);
             // The temperature learns from the log-probabilities of this pass (as mtrl), not from
             // a re-evaluation after the step (FAMO).
@@ -286,14 +294,28 @@ impl Sac {
         // Temperature: alpha_k rises while task k's policy entropy is below the target.
         let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
         let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.alpha_learner));
-        let alpha_report =
+        let mut alpha_report =
             self.alpha_learner.step(&layout, &mut self.rng, shared, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
 
         let polyak_start = Instant::now();
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
         let polyak_ms = polyak_start.elapsed().as_secs_f64() * 1e3;
-        let alpha_values = self.alpha()?;
-        host_transfers += 1 + [&critic_report, &actor_report, &alpha_report].iter().map(|r| r.host_transfers).sum::<usize>();
+
+        // One read-back for what the host still needs: the temperatures, and the losses and
+        // direction norms of the steps checked on the device.
+        // One temperature or one per task.
+        let alpha_values = self.alpha_learner.params[0].detach().exp();
+        let pending: Vec<Tensor> = self.learners().iter().filter_map(|l| l.pending().map(Tensor::shallow_clone)).chain([alpha_values]).collect();
+        let host_values = download::<f64>(&Tensor::cat(&pending, 0))?;
+        let mut rest = host_values.as_slice();
+        for (learner, report) in [(&mut self.critic_learner, &mut critic_report), (&mut self.actor_learner, &mut actor_report), (&mut self.alpha_learner, &mut alpha_report)] {
+            if learner.pending().is_some() {
+                let (values, after) = rest.split_at(k + 1);
+                rest = after;
+                learner.finish(report, values)?;
+            }
+        }
+        let alpha_values = if rest.len() == 1 { vec![rest[0]; k] } else { rest.to_vec() };
         Ok(UpdateReport {
             critic: critic_report,
             actor: actor_report,
@@ -302,7 +324,7 @@ impl Sac {
             sample_ms,
             bellman_target_ms,
             polyak_ms,
-            host_transfers,
+            host_syncs: host_syncs() - syncs,
             ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -321,20 +343,14 @@ impl Sac {
         }
     }
 
-    /// `[rows, action_dim]` standard normal draws of the agent's RNG, made on the host and
-    /// copied to the device once.
-    fn standard_normal(&mut self, rows: usize) -> Tensor {
-        let values: Vec<f32> = (0..rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
-        Tensor::from_slice(&values).view([rows as i64, self.action_dim as i64]).to_device(self.device)
-    }
-
-    /// The batch with its policy noise on the device, in one copy (one synchronisation on CUDA).
-    fn batch_on_device(&mut self, host: &HostBatch) -> Batch {
+    /// The batch with its policy noise, and its layout, on the device in one copy (one
+    /// synchronisation on CUDA).
+    fn batch_on_device(&mut self, host: &HostBatch) -> (Batch, Layout) {
         let rows = host.task.len();
         let noise: Vec<f32> = (0..2 * rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
         let task: Vec<f32> = host.task.iter().map(|&k| k as f32).collect();
         let pieces: [&[f32]; 8] = [&host.obs, &host.action, &host.reward, &host.next_obs, &host.not_done, &noise[..noise.len() / 2], &noise[noise.len() / 2..], &task];
-        let all = Tensor::from_slice(&pieces.concat()).to_device(self.device);
+        let (layout, all) = Layout::with_batch(&host.counts, self.has_per_task_layers(), &pieces.concat(), self.device);
         let mut start = 0;
         let [obs, action, reward, next_obs, not_done, noise, next_noise, task] = pieces.map(|piece| {
             let on_device = all.narrow(0, start, piece.len() as i64);
@@ -344,7 +360,7 @@ impl Sac {
         let matrix = |values: Tensor| values.view([rows as i64, -1]);
         // Task ids are exact in f32 (far fewer than 2^24 tasks).
         let task = task.to_kind(Kind::Int64);
-        Batch {
+        let batch = Batch {
             obs: self.network_input(matrix(obs), &task),
             action: matrix(action),
             reward,
@@ -352,7 +368,8 @@ impl Sac {
             not_done,
             noise: matrix(noise),
             next_noise: matrix(next_noise),
-        }
+        };
+        (batch, layout)
     }
 }
 
@@ -389,7 +406,7 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::Phases;
+    use crate::phases::Phases;
     use crate::task_gradients::Sharing;
     use crate::testing::small_sac;
 
@@ -429,8 +446,7 @@ mod tests {
             let mut sac = small_sac(architecture, temperature, 7, |config| config);
             let host = sac.replay.sample(45, &mut sac.rng).unwrap();
             assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
-            let batch = sac.batch_on_device(&host);
-            let layout = layout_for(&host.counts, sac.has_per_task_layers(), sac.device);
+            let (batch, layout) = sac.batch_on_device(&host);
             let k = sac.num_tasks;
             let alpha = alpha_per_task(&sac.alpha_learner.params, k).detach();
             let target_q = Tensor::randn([host.task.len() as i64], (Kind::Float, sac.device));
@@ -476,11 +492,10 @@ mod safety_tests {
     }
 
     #[test]
-    fn an_update_copies_between_host_and_device_only_the_batch_losses_gram_weights_and_temperature() {
-        // ls with task means, ls with the batch mean (the mtrl preset), fairgrad.
-        // moco: the losses with the Gram matrix and its tracked products, then the weights with
-        // the scale of the gradients in the average.
-        for (combine, per_component) in [(Some(Method::Ls), 1), (None, 1), (Some(Method::FairGrad), 2), (Some(Method::Moco), 2)] {
+    fn an_update_waits_for_the_device_once_for_the_batch_once_per_gram_and_once_at_the_end() {
+        // ls with task means, ls with the batch mean (the mtrl preset), fairgrad, and moco (whose
+        // Gram comes back with its tracked products; weights and scale go up without a wait).
+        for combine in [Some(Method::Ls), None, Some(Method::FairGrad), Some(Method::Moco)] {
             let config = |config: SacConfig| match combine {
                 Some(method) => SacConfig { combine: CombineConfig::new(method), ..config },
                 None => config,
@@ -488,13 +503,13 @@ mod safety_tests {
             let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, config);
             for _ in 0..2 {
                 let report = sac.update().unwrap();
-                // ls: the losses with |d|^2; fairgrad: the losses with the Gram matrix, then the weights (when they changed).
-                for component in [&report.critic, &report.actor, &report.alpha] {
-                    assert!((1..=per_component).contains(&component.host_transfers), "{combine:?} {}: {}", component.component, component.host_transfers);
+                let components = [&report.critic, &report.actor, &report.alpha];
+                for component in components {
+                    assert_eq!(component.host_syncs, u64::from(component.gram.is_some()), "{combine:?} {}", component.component);
                 }
-                // The batch, its layout, and the temperatures after the update.
-                let components = report.critic.host_transfers + report.actor.host_transfers + report.alpha.host_transfers;
-                assert_eq!(report.host_transfers, 3 + components);
+                let grams = components.iter().filter(|c| c.gram.is_some()).count() as u64;
+                assert_eq!(grams, if matches!(combine, Some(Method::FairGrad | Method::Moco)) { 3 } else { 0 });
+                assert_eq!(report.host_syncs, 2 + grams, "{combine:?}: the batch with its layout, each Gram, the end of the update");
             }
         }
     }

@@ -1,9 +1,8 @@
 //! The per-task gradient pass of one component: all `K` task gradients from ONE backward pass of
 //! `sum_k L_k`, written as the rows of one `[K, P]` matrix `J` over the shared parameters (kept
 //! between steps: a fresh one per step cost as much again in page faults on the CPU), their Gram
-//! matrix `J J^T` accumulated layer by layer while each layer's block is still in cache, and the
-//! direction `d = w^T J` as one product. Only `K x K` values (with the losses) reach the host.
-use crate::component::{lap, Phases};
+//! matrix `J J^T` as one product, and the direction `d = w^T J` as another. Only `K x K` values (with the losses) reach the host.
+use crate::phases::{lap, Phases};
 use crate::layout::Layout;
 use crate::network::{Param, Taps, Weights};
 use crate::AgentError;
@@ -118,11 +117,6 @@ impl TaskGradientPass {
 
         let (device, shared_numel) = (params[0].device(), self.shared_numel);
         let shared = self.storage.get_or_insert_with(|| Tensor::empty([k, shared_numel], (Kind::Float, device))).shallow_clone();
-        let mut gram = Tensor::zeros([k, k], (Kind::Float, device));
-        let mut add_to_gram = |first: usize, numel: i64| {
-            let block = shared.narrow(1, self.offsets[first], numel);
-            let _ = gram.addmm_(&block, &block.tr());
-        };
         let shared_view = |i: usize| {
             let mut shape = vec![k];
             shape.extend(params[i].size());
@@ -135,12 +129,11 @@ impl TaskGradientPass {
                 _ => {
                     let mut view = shared_view(i);
                     view.copy_(&grad);
-                    add_to_gram(i, params[i].numel() as i64);
                     view
                 }
             });
         }
-        for (use_, (tap, delta)) in taps.iter().zip(backward).enumerate() {
+        for (tap, delta) in taps.iter().zip(backward) {
             let (weight, bias) = (tap.weight_index, tap.weight_index + 1);
             // A layer used more than once accumulates, as in any backward pass.
             let accumulate = grads[weight].is_some();
@@ -149,11 +142,9 @@ impl TaskGradientPass {
             }
             let view = |i: usize| grads[i].as_ref().expect("just set");
             layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
-            if taps[use_ + 1..].iter().all(|later| later.weight_index != weight) {
-                // Weight and bias are neighbours in the buffer.
-                add_to_gram(weight, (params[weight].numel() + params[bias].numel()) as i64);
-            }
         }
+        // One product for the whole component: per layer, it was one launch per tap.
+        let gram = shared.mm(&shared.tr());
         let grads = grads.into_iter().map(|g| g.expect("the loss uses every layer of its component")).collect();
         phases.task_gradients_ms = lap(&mut since);
         Ok(TaskGradients { losses: losses.detach(), shared, gram, grads })

@@ -180,14 +180,18 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         "SAC update on MT10 shapes, batch {}, {} device, {} libtorch threads, weights every {} update(s), {} timed updates",
         report.batch, report.device, report.threads, report.update_weights_every, report.updates
     );
-    println!("| method | ms/update | ratio to ls | PyTorch ms/update | ours / PyTorch | host transfers |\n|---|---:|---:|---:|---:|---:|");
+    println!("| method | ms/update | ratio to ls | PyTorch ms/update | ours / PyTorch | ops_per_update | host_syncs_per_update |\n|---|---:|---:|---:|---:|---:|---:|");
     for (name, timing) in &report.methods {
         let (torch_ms, ratio) = match (timing.reference_ms_per_update, timing.ratio_to_reference) {
             (Some(ms), Some(ratio)) => (format!("{ms:.2}"), format!("{ratio:.2}")),
             _ => ("-".into(), "-".into()),
         };
-        println!("| {name} | {:.2} | {:.2} | {torch_ms} | {ratio} | {:.0} |", timing.ms_per_update, timing.ratio_to_ls, timing.host_transfers);
+        println!(
+            "| {name} | {:.2} | {:.2} | {torch_ms} | {ratio} | {:.1} | {:.1} |",
+            timing.ms_per_update, timing.ratio_to_ls, timing.ops_per_update, timing.host_syncs_per_update
+        );
     }
+    println!("\nact (one step of all tasks): ops_per_step {}, host_syncs_per_step {}", report.act.ops_per_step, report.act.host_syncs_per_step);
     let phases = agent::bench::Breakdown::default().named().map(|(phase, _)| phase);
     println!("\nmean ms per update by phase:\n| method | {} |\n|---|{}", phases.join(" | "), "---:|".repeat(phases.len()));
     for (name, timing) in &report.methods {

@@ -1,5 +1,5 @@
-//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section) and
-//! filmed evaluations (`video/<task>`, animated GIFs in image summaries, which TensorBoard's
+//! What a training seed records: TensorBoard scalars (tags from the spec's metrics section), the
+//! device each session trained on (a text summary, `run/device`), filmed evaluations (`video/<task>`, animated GIFs in image summaries, which TensorBoard's
 //! image dashboard plays), `metrics.csv` (one row per evaluation) and `weights.csv`. A write that
 //! fails (a full disk) is an error naming the file, and a row that could not be written whole is
 //! cut off again, so the files hold whole rows only and a resumed run can read them.
@@ -10,7 +10,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use protobuf::RepeatedField;
 use std::path::{Path, PathBuf};
-use tensorboard_proto::summary::{Summary, Summary_Image, Summary_Value};
+use tensorboard_proto::summary::{Summary, SummaryMetadata, SummaryMetadata_PluginData, Summary_Image, Summary_Value};
+use tensorboard_proto::tensor::TensorProto;
+use tensorboard_proto::tensor_shape::TensorShapeProto;
+use tensorboard_proto::types::DataType;
 
 pub struct Logbook {
     tasks: Vec<String>,
@@ -50,6 +53,24 @@ impl Logbook {
         self.board.scalar(tag, value as f32, step);
     }
 
+    /// A text summary (TensorBoard's text dashboard): a scalar string tensor tagged for the
+    /// `text` plugin.
+    pub fn text(&mut self, tag: &str, text: &str, step: u64) {
+        let mut tensor = TensorProto::new();
+        tensor.set_dtype(DataType::DT_STRING);
+        tensor.set_tensor_shape(TensorShapeProto::new());
+        tensor.set_string_val(RepeatedField::from(vec![text.as_bytes().to_vec()]));
+        let mut plugin = SummaryMetadata_PluginData::new();
+        plugin.set_plugin_name("text".into());
+        let mut metadata = SummaryMetadata::new();
+        metadata.set_plugin_data(plugin);
+        let mut value = Summary_Value::new();
+        value.set_tag(tag.to_string());
+        value.set_metadata(metadata);
+        value.set_tensor(tensor);
+        self.summary(value, step);
+    }
+
     /// An animated GIF of `size` x `size` frames as an image summary (tensorboard-rs itself
     /// writes only PNGs).
     pub fn gif(&mut self, tag: &str, gif: Vec<u8>, size: usize, step: u64) {
@@ -61,6 +82,10 @@ impl Logbook {
         let mut value = Summary_Value::new();
         value.set_tag(tag.to_string());
         value.set_image(image);
+        self.summary(value, step);
+    }
+
+    fn summary(&mut self, value: Summary_Value, step: u64) {
         let mut summary = Summary::new();
         summary.set_value(RepeatedField::from(vec![value]));
         self.board.summary(summary, step);

@@ -3,6 +3,7 @@ mod bench;
 mod checkpoint;
 mod combiner_args;
 mod config;
+mod device;
 #[cfg(feature = "metaworld")]
 mod env_scaling;
 mod episodes;

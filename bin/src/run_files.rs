@@ -177,6 +177,9 @@ pub struct Summary {
     /// Vector steps taken after resuming to refill the replay buffer (not in `steps`); 0 unless
     /// the checkpoints were written without it (`run.checkpoint_replay = false`).
     pub refill_steps: u64,
+    /// What the last session trained on: `cuda:0 (NVIDIA H200)`, `cpu`, or `cpu (auto: why)`.
+    #[serde(default)]
+    pub device: String,
 }
 
 pub fn read_summary(seed_dir: &Path) -> anyhow::Result<Option<Summary>> {

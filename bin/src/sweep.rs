@@ -11,6 +11,7 @@
 //! SWEEP/slurm/         with --slurm: array.sh and task-<i>.log (task i = row i / seeds, seed i % seeds)
 //! ```
 use crate::config::{ConfigArgs, RunConfig};
+use crate::device::describe;
 use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, write_atomically};
 use crate::seed_processes::{SeedEnd, SeedProcesses, SeedRun};
@@ -277,11 +278,15 @@ fn train(args: &SweepArgs, dir: &Path, config: &RunConfig, runs: &[SeedRun]) -> 
         return Ok(());
     }
     let stop = stop_signals::install(true, on_stop)?;
-    let jobs = args.jobs.unwrap_or_else(|| default_jobs(config)).clamp(1, runs.len());
-    if !args.quiet {
-        eprintln!("mt10: training {} run(s) ({} at a time) in {}", runs.len(), jobs, dir.display());
+    let device = describe(config.agent.device);
+    if let Some(warning) = &device.warning {
+        eprintln!("{warning}");
     }
-    let progress = Progress::labelled(runs.iter().map(|r| r.label.clone()).collect(), args.quiet);
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(device.on_gpu)).clamp(1, runs.len());
+    if !args.quiet {
+        eprintln!("mt10: training {} run(s) ({} at a time) in {}, device: {}", runs.len(), jobs, dir.display(), device.description);
+    }
+    let progress = Progress::labelled(runs.iter().map(|r| r.label.clone()).collect(), jobs, !device.on_gpu, args.quiet);
     let ends = SeedProcesses { runs, jobs, stop, progress: &progress }.run()?;
     let failed: Vec<&str> = ends.iter().filter(|(_, end)| matches!(end, SeedEnd::Failed(_))).map(|(slot, _)| runs[*slot].label.as_str()).collect();
     if !failed.is_empty() {

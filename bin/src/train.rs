@@ -2,6 +2,7 @@
 //! (one in this process, several as child processes, `jobs` at a time, or as a Slurm job
 //! array), print a table; `--resume DIR` continues a run's unfinished seeds.
 use crate::config::{ConfigArgs, RunConfig};
+use crate::device::describe;
 use crate::progress::Progress;
 use crate::run_files::{read_config, read_summary, seed_dir, Summary, CONFIG};
 use crate::seed_processes::{interrupt_children, SeedEnd, SeedProcesses, SeedRun};
@@ -10,7 +11,6 @@ use crate::stats::{mean, sem};
 use crate::stop_signals::{self, StopSignal};
 use crate::trainer::{train_seed, SeedJob, SeedOutcome};
 use crate::{Interrupted, UsageError};
-use agent::DeviceChoice;
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -91,11 +91,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             None => Ok(()),
         };
     }
-    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&config)).clamp(1, pending.len().max(1));
-    if !args.quiet {
-        eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}", pending.len(), config.method_label(), jobs, dir.display());
+    let device = describe(config.agent.device);
+    if let Some(warning) = &device.warning {
+        eprintln!("{warning}");
     }
-    let progress = Progress::new(pending.len(), args.quiet);
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(device.on_gpu)).clamp(1, pending.len().max(1));
+    if !args.quiet {
+        eprintln!("mt10: training {} seed(s) of {} ({} at a time) in {}, device: {}", pending.len(), config.method_label(), jobs, dir.display(), device.description);
+    }
+    let progress = Progress::new(pending.len(), jobs, !device.on_gpu, args.quiet);
     let ends = match pending[..] {
         [] => Vec::new(),
         [seed] => {
@@ -204,12 +208,7 @@ fn cores() -> usize {
 
 /// Each CPU seed keeps about two cores busy (learner and env thread); a GPU takes a few seeds
 /// at once, the envs then being the limit.
-pub fn default_jobs(config: &RunConfig) -> usize {
-    let on_gpu = match config.agent.device {
-        DeviceChoice::Cuda => true,
-        DeviceChoice::Auto => tch::Cuda::is_available(),
-        DeviceChoice::Cpu => false,
-    };
+pub fn default_jobs(on_gpu: bool) -> usize {
     if on_gpu {
         4
     } else {

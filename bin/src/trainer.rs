@@ -10,7 +10,8 @@ use crate::config::RunConfig;
 use crate::episodes::{Episode, EpisodeTracker};
 use crate::evaluation::{evaluate, evaluation_env};
 use crate::logbook::Logbook;
-use crate::progress::{Progress, SeedState, SeedStatus};
+use crate::device;
+use crate::progress::{Pace, Progress, SeedState, SeedStatus};
 use crate::run_files::{write_atomically, MetricsRow, Summary, WeightsRow, SUMMARY, VIDEOS};
 use crate::stats::mean;
 use crate::video::{ensure_renderer, VideoRecorder, VideoSettings};
@@ -51,30 +52,34 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         checkpoint.load_agent(&mut sac, true)?;
     }
     let mut log = Logbook::open(&job.dir, &spec.task_names, state.step)?;
+    let device = device::describe(config.agent.device).description;
+    log.text("run/device", &device, state.step);
     let mut tracker = EpisodeTracker::new(spec.num_tasks());
     let mut window = Window::new(spec.num_tasks());
     let session = Instant::now();
-    let (wall_before, step_before) = (state.wall_time_s, state.step);
-    let status = |state: &TrainerState, log: &Logbook, label: SeedState| SeedStatus {
-        seed: job.seed,
-        step: state.step,
-        steps: run.steps,
-        steps_per_s: (state.step - step_before) as f64 / session.elapsed().as_secs_f64().max(1e-9),
-        last_success: log.evaluations.last().map(|row| row.mean_success()),
-        state: label,
+    let wall_before = state.wall_time_s;
+    let status = |state: &TrainerState, log: &Logbook, pace: &Pace, label: SeedState| {
+        let initial_updates_left = if state.step <= run.random_steps { run.initial_updates - state.initial_updates_done } else { 0 };
+        let (steps_per_s, eta) = pace.status(session.elapsed().as_secs_f64(), state.step, initial_updates_left);
+        let last_success = log.evaluations.last().map(|row| row.mean_success());
+        SeedStatus { seed: job.seed, step: state.step, steps: run.steps, steps_per_s, eta, last_success, state: label }
     };
+    let stepping = |state: &TrainerState| if state.step < run.random_steps { SeedState::RandomActions } else { SeedState::Running };
     // A checkpoint saved without its replay buffer: refill it (with the current policy, no
     // updates) before learning resumes.
     let mut refill = if state.step >= run.random_steps && sac.replay().is_empty() { run.random_steps } else { 0 };
     if state.step == 0 {
         evaluate_now(&mut sac, job, &mut log, 0, 0.0)?;
     }
+    let mut pace = Pace::new(run.steps, run.random_steps, run.initial_updates);
+    pace.enter(session.elapsed().as_secs_f64(), state.step, refill == 0 && state.step > run.random_steps);
+    job.progress.update(job.slot, status(&state, &log, &pace, stepping(&state)), true);
     while state.step < run.steps {
         if job.stop.load(Ordering::SeqCst) {
             state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
             checkpoint::save(&job.dir, config, &sac, &state)?;
             log.flush()?;
-            job.progress.update(job.slot, status(&state, &log, SeedState::Interrupted), true);
+            job.progress.update(job.slot, status(&state, &log, &pace, SeedState::Interrupted), true);
             return Ok(SeedOutcome::Interrupted);
         }
         let learning = refill == 0 && state.step >= run.random_steps;
@@ -83,7 +88,8 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         let updates = match learning {
             false => 0,
             true if state.step == run.random_steps => {
-                job.progress.update(job.slot, status(&state, &log, SeedState::InitialUpdates), true);
+                pace.enter(session.elapsed().as_secs_f64(), state.step, false);
+                job.progress.update(job.slot, status(&state, &log, &pace, SeedState::InitialUpdates), true);
                 run.initial_updates - state.initial_updates_done
             }
             true => 1,
@@ -98,9 +104,15 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
                 state.initial_updates_done += 1;
             }
             let report = sac.update()?;
+            pace.update_timed(report.ms);
             state.update_ms_total += report.ms;
             state.solver_us_total += solver_us(&report);
             window.add_update(&report);
+            if state.step == run.random_steps {
+                // Minutes at MT10 scale: the line shows them going, and the first ones give the
+                // time left.
+                job.progress.update(job.slot, status(&state, &log, &pace, SeedState::InitialUpdates), false);
+            }
         }
         if job.stop.load(Ordering::SeqCst) {
             // Checkpointed at the top of the loop; this step is taken again after a resume.
@@ -115,10 +127,16 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         if refill > 0 {
             refill -= 1;
             state.refill_steps += 1;
+            if refill == 0 {
+                pace.enter(session.elapsed().as_secs_f64(), state.step, state.step > run.random_steps);
+            }
             continue;
         }
         state.step += 1;
         window.steps += 1;
+        if state.step == run.random_steps + 1 {
+            pace.enter(session.elapsed().as_secs_f64(), state.step, true);
+        }
         if state.step % run.log_every == 0 {
             window.write(&mut log, state.step)?;
             for (component, count) in sac.fallbacks() {
@@ -133,13 +151,13 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
             state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
             checkpoint::save(&job.dir, config, &sac, &state)?;
         }
-        job.progress.update(job.slot, status(&state, &log, SeedState::Running), evaluating);
+        job.progress.update(job.slot, status(&state, &log, &pace, stepping(&state)), evaluating);
     }
     state.wall_time_s = wall_before + session.elapsed().as_secs_f64();
-    let summary = summarize(job, &sac, &state, &log);
+    let summary = summarize(job, &sac, &state, &log, device);
     write_atomically(&job.dir.join(SUMMARY), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     log.flush()?;
-    job.progress.update(job.slot, status(&state, &log, SeedState::Done), true);
+    job.progress.update(job.slot, status(&state, &log, &pace, SeedState::Done), true);
     Ok(SeedOutcome::Finished)
 }
 
@@ -163,7 +181,7 @@ fn solver_us(report: &UpdateReport) -> f64 {
     report.critic.solver_us + report.actor.solver_us + report.alpha.solver_us
 }
 
-fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook) -> Summary {
+fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook, device: String) -> Summary {
     let best = log.evaluations.iter().max_by(|a, b| a.mean_success().total_cmp(&b.mean_success()));
     let updates = sac.updates();
     Summary {
@@ -181,6 +199,7 @@ fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook) -> S
         skipped_updates: sac.skipped_updates().iter().map(|(_, n)| n).sum(),
         fallbacks: sac.fallbacks().iter().map(|(component, n)| (component.to_string(), *n)).collect(),
         refill_steps: state.refill_steps,
+        device,
     }
 }
 

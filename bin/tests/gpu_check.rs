@@ -1,7 +1,8 @@
 //! `scripts/gpu-check` in its CPU mode with tiny sizes, so that the script a lent GPU machine
 //! runs cannot rot: directly with this build, and through `scripts/gpu-bundle`'s bundle on a
 //! simulated GPU node (`gpu_node.sh`: CPython 3.12 with numpy and scipy only, no network, the
-//! project's venvs and other Pythons hidden), where every part must pass as on the node.
+//! project's venvs and other Pythons hidden; with the node's libpython, and without it), where
+//! every part must pass as on the node.
 #![cfg(feature = "metaworld")]
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -75,17 +76,25 @@ fn gpu_bundle_runs_gpu_check_on_a_node_with_only_python_numpy_scipy_and_torch() 
         return;
     }
     assert!(status.success(), "scripts/gpu-bundle failed: {status}");
-    let out = temp_dir("gpu-node");
-    let status = Command::new(root().join("bin/tests/gpu_node.sh"))
-        .args([&bundle, &out])
-        .args(["--device", "cpu", "--tiny"])
-        .status()
-        .expect("bin/tests/gpu_node.sh runs");
-    if status.code() == Some(CANNOT) {
-        eprintln!("skipped: this machine cannot play the GPU node (see above)");
-    } else {
-        assert!(status.success(), "the bundle failed on the simulated node: {status}");
+    // The node's Python with its libpython, then without one (mt10 runs on the bundle's runtime).
+    for hide in [&[][..], &["--hide-libpython"][..]] {
+        let out = temp_dir("gpu-node");
+        let status = Command::new(root().join("bin/tests/gpu_node.sh"))
+            .args(hide)
+            .args([&bundle, &out])
+            .args(["--device", "cpu", "--tiny"])
+            .status()
+            .expect("bin/tests/gpu_node.sh runs");
+        if status.code() == Some(CANNOT) {
+            eprintln!("skipped: this machine cannot play the GPU node (see above)");
+            break;
+        }
+        assert!(status.success(), "the bundle failed on the simulated node {hide:?}: {status}");
         assert_every_figure(&out);
+        // The agent's unit tests ran first, on the node's device (here the CPU).
+        let result: Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
+        let tests = &result["agent_tests"];
+        assert!(tests["passed"].as_u64().unwrap() > 0 && tests["failed"] == 0 && tests["test_device"] == "cpu", "{tests}");
         // The device call brings back at most 8 files: the bundle writes only the JSON there.
         let written: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(written, ["gpu-check.json"]);

@@ -2,7 +2,8 @@
 # Runs a GPU bundle (scripts/gpu-bundle) here the way the GPU node runs it, so that the bundle
 # fails here if it leans on anything of this machine that the node lacks.
 #
-# Usage: bin/tests/gpu_node.sh BUNDLE OUT [launch options]   (the bundle's results go to OUT)
+# Usage: bin/tests/gpu_node.sh [--hide-libpython] BUNDLE OUT [launch options]
+#   (the bundle's results go to OUT)
 # Exit status 3, with a line on stderr: this machine cannot play the node (see below).
 #
 # The node is a CPython 3.12 venv holding numpy, scipy and torch. Here:
@@ -22,8 +23,16 @@
 #   and /bin, HOME and TMPDIR in a fresh folder, and OUT.
 # The base 3.12's own prefix stays visible (the venv's python runs from it, as the node's runs
 # from /usr); the launcher sets PYTHONHOME rather than rely on the prefix compiled into mt10.
+#
+# --hide-libpython plays a node whose python3.12 links libpython in (Ubuntu's, without the
+# separate libpython3.12t64): the base's libpython3.12.so.1.0 is hidden (/dev/null mounted over
+# it), and the node's `python3` and `python` are wrappers that preload a private copy for Python
+# alone (the venv's sitecustomize drops LD_PRELOAD, so nothing Python starts inherits it). mt10
+# must then run on the bundle's own runtime.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: bin/tests/gpu_node.sh BUNDLE OUT [launch options]" >&2; exit 2; }
+hide_libpython=false
+[ "${1:-}" != --hide-libpython ] || { hide_libpython=true; shift; }
+[ $# -ge 2 ] || { echo "usage: bin/tests/gpu_node.sh [--hide-libpython] BUNDLE OUT [launch options]" >&2; exit 2; }
 bundle=$(realpath "$1")
 out=$(realpath -m "$2")
 shift 2
@@ -38,7 +47,9 @@ project_torch=$(python -c 'import os, torch; print(os.path.dirname(torch.__file_
 project_nvidia=$(dirname "$project_torch")/nvidia
 
 stand_in='"""Stand-in for the GPU node'"'"'s torch (bin/tests/gpu_node.sh): lib/ is mounted over libtorch."""'
-venv=$MT10_CACHE/gpu-node-$(printf '%s\n' "$python312" "$("$python312" -V)" numpy==2.4.6 scipy==1.17.1 "$stand_in" | sha256sum | cut -c1-16)
+# Under --hide-libpython the node's Python preloads its libpython; what it starts must not.
+site_customize='import os; os.environ.pop("LD_PRELOAD", None)'
+venv=$MT10_CACHE/gpu-node-$(printf '%s\n' "$python312" "$("$python312" -V)" numpy==2.4.6 scipy==1.17.1 "$stand_in" "$site_customize" | sha256sum | cut -c1-16)
 site_packages=$venv/lib/python3.12/site-packages
 if [ ! -f "$venv/.complete" ]; then
     echo "gpu_node: creating the node's venv $venv (numpy, scipy)" >&2
@@ -47,6 +58,7 @@ if [ ! -f "$venv/.complete" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy==2.4.6 scipy==1.17.1
     mkdir -p "$site_packages/torch/lib" "$site_packages/nvidia"
     echo "$stand_in" > "$site_packages/torch/__init__.py"
+    echo "$site_customize" > "$site_packages/sitecustomize.py"
     touch "$venv/.complete"
 fi
 
@@ -58,13 +70,27 @@ done
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 mkdir -p "$out"
-unshare --mount bash -euo pipefail -s "$venv" "$home" "$out" "$bundle" "$@" <<EOF
+node_bin=$venv/bin
+libpython=$("$python312" -c 'import os, sysconfig; print(os.path.join(sysconfig.get_config_var("LIBDIR"), "libpython3.12.so.1.0"))')
+if $hide_libpython; then
+    node_bin=$home/node-bin
+    mkdir -p "$node_bin" "$home/node-lib"
+    cp "$libpython" "$home/node-lib/"
+    for name in python3 python; do
+        printf '#!/bin/sh\nLD_PRELOAD=%q exec %q "$@"\n' "$home/node-lib/libpython3.12.so.1.0" "$venv/bin/python3" > "$node_bin/$name"
+        chmod +x "$node_bin/$name"
+    done
+fi
+unshare --mount bash -euo pipefail -s "$venv" "$home" "$out" "$bundle" "$node_bin" "$@" <<EOF
 mount --bind "$project_torch/lib" "$site_packages/torch/lib"
 mount --bind "$project_nvidia" "$site_packages/nvidia"
 for path in $(printf '%q ' "${hidden[@]}"); do
     mount -t tmpfs tmpfs "\$path"
 done
-venv=\$1 home=\$2 out=\$3 bundle=\$4
-shift 4
-exec env -i PATH="\$venv/bin:/usr/bin:/bin" HOME="\$home" TMPDIR="\$home" OUT="\$out" "\$bundle/launch" "\$@"
+if $hide_libpython; then
+    mount --bind /dev/null $(printf '%q' "$libpython")
+fi
+venv=\$1 home=\$2 out=\$3 bundle=\$4 node_bin=\$5
+shift 5
+exec env -i PATH="\$node_bin:\$venv/bin:/usr/bin:/bin" HOME="\$home" TMPDIR="\$home" OUT="\$out" "\$bundle/launch" "\$@"
 EOF

@@ -3,7 +3,7 @@
 //! run this file as `flock /tmp/mt10-slurm.lock cargo test --release -p mt10 --test sweep`.
 mod common;
 
-use common::{mt10, ok, read_json, run, scratch, TINY};
+use common::{mt10, ok, read_json, run, scratch, skipped, slurm_missing, LocalSlurm, TINY};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -204,38 +204,9 @@ fn a_slurm_sweep_is_one_job_array_whose_index_names_the_row_and_seed() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// A one-node Slurm cluster (scripts/slurm-local) for the length of a test.
-struct LocalSlurm {
-    dir: PathBuf,
-    conf: String,
-}
-
-impl LocalSlurm {
-    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/slurm-local");
-
-    fn start(dir: PathBuf) -> Self {
-        let out = Command::new(Self::SCRIPT).arg("start").arg(&dir).output().unwrap();
-        let cluster = Self { dir, conf: String::from_utf8_lossy(&out.stdout).trim().to_string() };
-        assert!(out.status.success(), "the local Slurm cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
-        cluster
-    }
-
-    fn queue_is_empty(&self) -> bool {
-        Command::new("squeue").arg("--noheader").env("SLURM_CONF", &self.conf).output().unwrap().stdout.is_empty()
-    }
-}
-
-impl Drop for LocalSlurm {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::SCRIPT).arg("stop").arg(&self.dir).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_sweep_trains_as_one_slurm_job_array_and_resume_writes_its_table() {
-    if !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join("sbatch").is_file()) {
-        eprintln!("SKIPPED a_sweep_trains_as_one_slurm_job_array_and_resume_writes_its_table: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
+    if skipped("a_sweep_trains_as_one_slurm_job_array_and_resume_writes_its_table", slurm_missing()) {
         return;
     }
     let cluster = LocalSlurm::start(scratch("slurm-cluster"));

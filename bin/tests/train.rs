@@ -2,8 +2,8 @@
 //! trainings), with tiny settings so that each training takes seconds.
 mod common;
 
-use common::{mt10, ok, read_json, read_stderr_until, run, scratch, signal, train_tiny, TINY};
-use std::path::{Path, PathBuf};
+use common::{mt10, ok, read_json, read_stderr_until, run, scratch, signal, skipped, slurm_missing, train_tiny, LocalSlurm, TINY};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,80 @@ fn two_seeds_train_in_parallel_with_tensorboard_metrics_summaries_and_evaluable_
     let eval = ok(&["eval", "--checkpoint", out.join("seed-2").to_str().unwrap(), "--episodes", "2"]);
     assert!(eval.contains("at step 300, seed 2, 2 episode(s) per task") && eval.contains("| reach-3 |"), "{eval}");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The text summaries of a tag, as TensorBoard's own reader sees the event files.
+fn tensorboard_texts(dir: &Path, tag: &str) -> Vec<String> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = "import json, sys\n\
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+acc = EventAccumulator(sys.argv[1], size_guidance={'tensors': 0}); acc.Reload()\n\
+print(json.dumps([e.tensor_proto.string_val[0].decode() for e in acc.Tensors(sys.argv[2])]))";
+    let out = Command::new(python).args(["-c", script, dir.to_str().unwrap(), tag]).output().expect("the venv's python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The ETA field of a progress line.
+fn eta_of(line: &str) -> &str {
+    line.split("ETA").nth(1).unwrap().trim_start().split("  ").next().unwrap()
+}
+
+#[test]
+fn progress_lines_state_the_device_mark_early_etas_and_give_the_whole_runs() {
+    let out = scratch("progress");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--seeds", "3", "--steps", "300", "--set", "run.eval_every=100"];
+    args.extend(TINY.iter().filter(|arg| **arg != "--quiet"));
+    let result = run(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let first = stderr.lines().next().unwrap();
+    assert!(first.starts_with("mt10: training 3 seed(s) of ") && first.contains(" (2 at a time) in ") && first.ends_with(", device: cpu"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|line| line.starts_with("seed ")).collect();
+    for seed in 1..=3 {
+        let seed_lines: Vec<&&str> = lines.iter().filter(|line| line.starts_with(&format!("seed {seed} "))).collect();
+        let random = seed_lines.first().unwrap_or_else(|| panic!("no line of seed {seed}: {stderr}"));
+        assert!(random.contains("random actions") && eta_of(random) == "-", "no time left before an update is timed: {random}");
+        assert!(seed_lines.last().unwrap().contains(" done  run ETA "), "{stderr}");
+    }
+    for line in &lines {
+        assert!(line.contains("  run ETA ") && line.ends_with("(3 seeds, 2 at a time)"), "every line gives the whole run's: {line}");
+        let (eta, run_eta) = (eta_of(line), line.split("run ETA ").nth(1).unwrap());
+        // Seconds of updates never make a measured pace (that takes 30 s of them): any time left
+        // here is an estimate, and says so.
+        for eta in [eta, run_eta.split(" (").next().unwrap()] {
+            assert!(eta == "-" || (eta.starts_with('~') && line.contains("(est.)")), "{line}");
+        }
+    }
+    assert!(lines.iter().any(|line| line.contains("running") && eta_of(line).starts_with('~')), "an estimate once updates are timed: {stderr}");
+    for seed in 1..=3 {
+        let dir = out.join(format!("seed-{seed}"));
+        assert_eq!(read_json(&dir.join("summary.json"))["device"], "cpu");
+        assert_eq!(tensorboard_texts(&dir, "run/device"), ["cpu"]);
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+
+    if std::path::Path::new("/dev/nvidia0").exists() {
+        return;
+    }
+    // `auto` where an NVIDIA driver seems to be (nvidia-smi on the PATH) but libtorch sees no GPU.
+    let fake = scratch("fake-driver");
+    std::fs::create_dir_all(&fake).unwrap();
+    let smi = fake.join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\nexit 9\n").unwrap();
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(std::iter::once(fake.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap()))).unwrap();
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "150", "--device", "auto"];
+    args.extend(TINY);
+    let result = mt10(&args).env("PATH", path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|line| line.contains("warning")).collect();
+    assert_eq!(warnings, ["mt10: warning: --device auto: nvidia-smi is here but libtorch sees no GPU (CUDA_VISIBLE_DEVICES? a driver too old for libtorch's CUDA?); training on the CPU"], "{stderr}");
+    let device = read_json(&out.join("seed-1/summary.json"))["device"].clone();
+    assert_eq!(device, "cpu (auto: libtorch sees no GPU although an NVIDIA driver is here)");
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&fake).unwrap();
 }
 
 fn wait_for(path: &Path) {
@@ -288,35 +362,9 @@ fn slurm_opts_are_checked_before_anything_is_created() {
     assert!(!out.exists());
 }
 
-/// A one-node Slurm cluster (scripts/slurm-local) for the length of a test.
-struct LocalSlurm {
-    dir: PathBuf,
-    conf: String,
-}
-
-impl LocalSlurm {
-    fn start(dir: PathBuf) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local");
-        let out = Command::new(&script).arg("start").arg(&dir).output().unwrap();
-        let cluster = Self { dir, conf: String::from_utf8_lossy(&out.stdout).trim().to_string() };
-        assert!(out.status.success(), "the local Slurm cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
-        cluster
-    }
-}
-
-impl Drop for LocalSlurm {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local");
-        let _ = Command::new(script).arg("stop").arg(&self.dir).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled() {
-    let on_path = |name: &str| std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(name).is_file());
-    if !on_path("sbatch") {
-        eprintln!("SKIPPED slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled: Slurm is not installed (sbatch is not on the PATH; .ci/run installs Debian's slurm-wlm and munge)");
+    if skipped("slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled", slurm_missing()) {
         return;
     }
     let cluster = LocalSlurm::start(scratch("slurm-cluster"));
@@ -366,8 +414,7 @@ fn slurm_job_arrays_train_into_the_run_directory_and_checkpoint_when_signalled()
     }
     assert!(std::fs::read_dir(long.join("seed-1/checkpoints")).unwrap().count() > 0);
     // Stopping the cluster while a job step still winds down would leave that step behind.
-    let queued = || Command::new("squeue").arg("--noheader").env("SLURM_CONF", &cluster.conf).output().unwrap().stdout;
-    while !queued().is_empty() {
+    while !cluster.queue_is_empty() {
         assert!(start.elapsed() < Duration::from_secs(180), "the job never left the queue");
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -23,7 +23,7 @@ mod bench;
 mod python;
 
 pub use bench::{bench_env, EnvBench, Stepper};
-pub use python::{ensure_python, ensure_renderer, SITE_PACKAGES_VAR};
+pub use python::{ensure_python, ensure_renderer, missing_renderer_package, SITE_PACKAGES_VAR};
 use python::start_fork_server;
 
 use numpy::{PyArray1, PyArray4, PyArrayDyn, PyArrayMethods};

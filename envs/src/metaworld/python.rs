@@ -60,6 +60,13 @@ pub fn ensure_python() -> Result<(), EnvError> {
 /// env. Fails with [`EnvError::RendererUnavailable`] where MuJoCo cannot render.
 pub fn ensure_renderer() -> Result<(), EnvError> {
     static CHECK: OnceLock<Startup> = OnceLock::new();
+    if let Some(package) = missing_renderer_package() {
+        // PyOpenGL would fail later with an AttributeError on a `None` library.
+        return Err(EnvError::RendererUnavailable {
+            backend: gl_backend(),
+            detail: format!("no libOSMesa.so: {package} is not installed"),
+        });
+    }
     RENDERING.store(true, Ordering::SeqCst);
     ensure_python()?;
     CHECK
@@ -84,12 +91,42 @@ fn renderer_error(err: &PyErr) -> StartupError {
     StartupError::Renderer { backend, detail }
 }
 
+/// The GL backend MuJoCo renders with here: the user's `MUJOCO_GL`, else EGL where an NVIDIA
+/// driver is loaded, else OSMesa.
+fn gl_backend() -> String {
+    std::env::var(GL_VAR).unwrap_or_else(|_| {
+        let nvidia = Path::new("/dev/nvidiactl").exists();
+        (if nvidia { "egl" } else { "osmesa" }).to_string()
+    })
+}
+
+/// The Debian package that rendering needs on this machine and lacks: `libosmesa6` where the
+/// backend is OSMesa and no `libOSMesa.so` loads (under the names PyOpenGL tries). `None` where
+/// rendering can be tried. Tests that render skip on `Some`, naming the package.
+pub fn missing_renderer_package() -> Option<&'static str> {
+    if gl_backend() != "osmesa" {
+        return None;
+    }
+    let names = std::iter::once("libOSMesa.so".to_string()).chain((0..10).rev().map(|v| format!("libOSMesa.so.{v}")));
+    let loads = |name: String| {
+        let name = std::ffi::CString::new(name).expect("no NUL in a library name");
+        // SAFETY: dlopen with a valid C string; the handle is closed at once.
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+            !handle.is_null() && libc::dlclose(handle) == 0
+        }
+    };
+    match names.into_iter().any(loads) {
+        true => None,
+        false => Some("libosmesa6"),
+    }
+}
+
 /// Sets `MUJOCO_GL` unless the user did, then imports `mujoco` (which reads it).
 fn choose_gl_backend(py: Python<'_>) -> PyResult<()> {
-    let default = if Path::new("/dev/nvidiactl").exists() { "egl" } else { "osmesa" };
     py.import("os")?
         .getattr("environ")?
-        .call_method1("setdefault", (GL_VAR, default))?;
+        .call_method1("setdefault", (GL_VAR, gl_backend()))?;
     py.import("mujoco").map(drop)
 }
 
