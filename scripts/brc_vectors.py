@@ -239,10 +239,10 @@ def actor_update(actor, critic, temp, b):
     loss = float(np.mean(np.asarray(log_probs) * float(temp()) - q))
     assert abs(loss - float(info["actor_loss"])) < 1e-5, (loss, info["actor_loss"])
     return {"about": "one BRC update_actor: Q = sum over bins of z * (mean over the ensemble of softmax); "
-                     "loss = mean(temperature * log_prob - Q); actions sampled by the policy, given here. "
+                     "loss = mean(temperature * log_prob - Q); sampled_actions: those the policy drew. "
                      "The critic is that of critic.json",
             "v_max": V_MAX, "num_bins": BINS, "temperature": float(temp()), **batch_json(b),
-            "actions": tensor(actions), "log_probs": tensor(log_probs),
+            "sampled_actions": tensor(actions), "log_probs": tensor(log_probs),
             "q": tensor(q), "actor_loss": float(info["actor_loss"]), "entropy": float(info["entropy"])}
 
 
