@@ -200,7 +200,7 @@ impl Layout {
     /// (`[K, width]`). A task without samples gets zeros.
     pub fn norm_task_gradients(&self, x: &Tensor, delta: &Tensor, gain: &Tensor, bias: &Tensor, accumulate: bool) {
         let (x, delta) = self.by_task(x, delta);
-        let gain_gradient = (&delta * x.ones_like()).sum_dim_intlist(1, false, delta.kind());
+        let gain_gradient = (&delta * x).sum_dim_intlist(1, false, delta.kind());
         let bias_gradient = delta.sum_dim_intlist(1, false, delta.kind());
         for (target, gradient) in [(gain, gain_gradient), (bias, bias_gradient)] {
             let mut target = target.shallow_clone();
