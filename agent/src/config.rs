@@ -122,7 +122,9 @@ impl fmt::Display for Component {
 pub struct CombineConfig {
     pub combiner: CombinerConfig,
     /// The components the combiner reweights; the others use `ls` (the mean of the task
-    /// losses). `None`: all three, except FAMO, which its reference applies to the critic only.
+    /// losses). `None`: all three, except FAMO, which its reference applies to the critic only,
+    /// and STCH, whose log of each loss needs the critic's positive losses (SAC's actor loss is
+    /// usually negative).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<Vec<Component>>,
     /// Gradient methods recompute their weights every this many updates and reuse them as fixed
@@ -194,7 +196,7 @@ impl CombineConfig {
     pub fn applies_to(&self, component: Component) -> bool {
         match &self.components {
             Some(components) => components.contains(&component),
-            None => self.combiner.method != Method::Famo || component == Component::Critic,
+            None => !matches!(self.combiner.method, Method::Famo | Method::Stch) || component == Component::Critic,
         }
     }
 }
@@ -408,9 +410,10 @@ mod tests {
     }
 
     #[test]
-    fn famo_reweights_only_the_critic_unless_told_otherwise() {
+    fn famo_and_stch_reweight_only_the_critic_unless_told_otherwise() {
         let famo = CombineConfig::new(Method::Famo);
         assert_eq!(Component::ALL.map(|c| famo.applies_to(c)), [true, false, false]);
+        assert_eq!(Component::ALL.map(|c| CombineConfig::new(Method::Stch).applies_to(c)), [true, false, false]);
         assert_eq!(Component::ALL.map(|c| CombineConfig::new(Method::Nash).applies_to(c)), [true, true, true]);
         let actor_only = CombineConfig { components: Some(vec![Component::Actor]), ..famo };
         assert_eq!(Component::ALL.map(|c| actor_only.applies_to(c)), [false, true, false]);

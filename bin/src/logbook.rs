@@ -1,10 +1,14 @@
 //! What a training seed records: TensorBoard scalars (tags from the spec's metrics section), the
 //! device each session trained on (a text summary, `run/device`), filmed evaluations (`video/<task>`, animated GIFs in image summaries, which TensorBoard's
-//! image dashboard plays), `metrics.csv` (one row per evaluation) and `weights.csv`. A write that
+//! image dashboard plays), `metrics.csv` (one row per evaluation), `weights.csv` and
+//! `conflicts.csv` (one row per log interval and component). A write that
 //! fails (a full disk) is an error naming the file, and a row that could not be written whole is
 //! cut off again, so the files hold whole rows only and a resumed run can read them.
 use crate::event_file::EventFile;
-use crate::run_files::{metrics_header, metrics_line, read_metrics, read_weights, weights_header, weights_line, MetricsRow, WeightsRow, METRICS, WEIGHTS};
+use crate::run_files::{
+    conflict_columns, metrics_header, metrics_line, read_metrics, read_weights, weights_header, weights_line, MetricsRow, WeightsRow, CONFLICTS,
+    METRICS, WEIGHTS,
+};
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -20,6 +24,7 @@ pub struct Logbook {
     board: EventFile,
     metrics: Rows,
     weights: Rows,
+    conflicts: Rows,
     /// Every evaluation so far, resumed ones included.
     pub evaluations: Vec<MetricsRow>,
 }
@@ -30,21 +35,21 @@ impl Logbook {
     pub fn open(seed_dir: &Path, tasks: &[String], resume_step: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(seed_dir).with_context(|| format!("cannot create {}", seed_dir.display()))?;
         let metrics_path = seed_dir.join(METRICS);
-        let weights_path = seed_dir.join(WEIGHTS);
-        let (evaluations, weights) = if resume_step > 0 && metrics_path.exists() {
-            let (_, rows) = read_metrics(&metrics_path)?;
-            let weights = if weights_path.exists() { read_weights(&weights_path)? } else { Vec::new() };
-            (rows.into_iter().filter(|r| r.step <= resume_step).collect(), weights.into_iter().filter(|r| r.step <= resume_step).collect())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let resuming = resume_step > 0 && metrics_path.exists();
+        let evaluations = if resuming { read_metrics(&metrics_path)?.1.into_iter().filter(|r| r.step <= resume_step).collect() } else { Vec::new() };
         let metrics_text = metrics_header(tasks) + &evaluations.iter().map(metrics_line).collect::<String>();
-        let weights_text = weights_header(tasks) + &weights.iter().map(weights_line).collect::<String>();
+        // weights.csv and conflicts.csv: the rows up to the resumed step.
+        let component_rows = |name: &str, columns: &[String]| -> anyhow::Result<Rows> {
+            let path = seed_dir.join(name);
+            let kept = if resuming && path.exists() { read_weights(&path)?.into_iter().filter(|r| r.step <= resume_step).collect() } else { Vec::new() };
+            Rows::rewrite(path, &(weights_header(columns) + &kept.iter().map(weights_line).collect::<String>()))
+        };
         Ok(Self {
             tasks: tasks.to_vec(),
             board: EventFile::create(seed_dir)?,
             metrics: Rows::rewrite(metrics_path, &metrics_text)?,
-            weights: Rows::rewrite(weights_path, &weights_text)?,
+            weights: component_rows(WEIGHTS, tasks)?,
+            conflicts: component_rows(CONFLICTS, &conflict_columns(tasks))?,
             evaluations,
         })
     }
@@ -74,11 +79,20 @@ impl Logbook {
     /// An animated GIF of `size` x `size` frames as an image summary (tensorboard-rs itself
     /// writes only PNGs).
     pub fn gif(&mut self, tag: &str, gif: Vec<u8>, size: usize, step: u64) {
+        self.encoded_image(tag, gif, size as i32, step);
+    }
+
+    /// A square PNG (its bytes and side in pixels) as an image summary.
+    pub fn image(&mut self, tag: &str, (png, side): &(Vec<u8>, u32), step: u64) {
+        self.encoded_image(tag, png.clone(), *side as i32, step);
+    }
+
+    fn encoded_image(&mut self, tag: &str, encoded: Vec<u8>, side: i32, step: u64) {
         let mut image = Summary_Image::new();
-        image.set_height(size as i32);
-        image.set_width(size as i32);
+        image.set_height(side);
+        image.set_width(side);
         image.set_colorspace(3);
-        image.set_encoded_image_string(gif);
+        image.set_encoded_image_string(encoded);
         let mut value = Summary_Value::new();
         value.set_tag(tag.to_string());
         value.set_image(image);
@@ -110,6 +124,11 @@ impl Logbook {
     pub fn weights(&mut self, row: &WeightsRow) -> anyhow::Result<()> {
         self.task_scalars(&format!("weights/{}", row.component), &row.weights, row.step);
         self.weights.append(&weights_line(row))
+    }
+
+    /// A row of `conflicts.csv`: the conflict share, mean and least cosine, and each pair's cosine.
+    pub fn conflicts(&mut self, row: &WeightsRow) -> anyhow::Result<()> {
+        self.conflicts.append(&weights_line(row))
     }
 
     /// The CSV rows are written as they come; this hands TensorBoard its buffered events.

@@ -4,7 +4,7 @@
 //! over seeds, their mean +- s.e.m. (the papers' statistic) and the interval estimates of
 //! Agarwal et al. (2021) from [`crate::stats`]. docs/report.md says what each column means.
 use crate::plot::{self, Panel, Series};
-use crate::run_files::{read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, METRICS, WEIGHTS};
+use crate::run_files::{conflict_columns, read_config, read_metrics, read_weights, seed_dir, MetricsRow, WeightsRow, CONFLICTS, METRICS, WEIGHTS};
 use crate::stats::{self, Estimate, ScoreMatrix, BOOTSTRAP, MIN_RUNS_FOR_CI};
 use crate::UsageError;
 use agent::Component;
@@ -52,8 +52,11 @@ pub fn generate(runs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
     plot_profiles(&out.join("profile.png"), &groups, &tables[0])?;
     for group in &groups {
         plot_weights(&out.join(format!("weights-{}.png", file_name(&group.label))), group)?;
+        if group.seeds.iter().any(|s| !s.conflicts.is_empty()) {
+            plot_conflicts(&out.join(format!("conflicts-{}.png", file_name(&group.label))), group)?;
+        }
     }
-    eprintln!("mt10: wrote report.md, report.csv, {SCORES}/, success.png, profile.png and weights-*.png to {}", out.display());
+    eprintln!("mt10: wrote report.md, report.csv, {SCORES}/, success.png, profile.png, weights-*.png and conflicts-*.png to {}", out.display());
     Ok(())
 }
 
@@ -83,6 +86,8 @@ struct SeedResult {
     /// Never empty, and the first is the untrained policy's, at step 0 ([`load`] checks).
     evaluations: Vec<MetricsRow>,
     weights: Vec<WeightsRow>,
+    /// `conflicts.csv`'s rows; none for `ls` and loss-only methods (no Gram) and older runs.
+    conflicts: Vec<WeightsRow>,
     eval_every: u64,
     mtrl_cadence: u64,
 }
@@ -177,6 +182,17 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
                 bail!("{} is missing", weights.display());
             }
             let weights = read_weights(&weights)?;
+            let conflicts = dir.join(CONFLICTS);
+            let conflicts = if conflicts.is_file() {
+                let rows = read_weights(&conflicts)?;
+                let columns = conflict_columns(&tasks).len();
+                if let Some(row) = rows.iter().find(|r| r.weights.len() != columns) {
+                    bail!("{}: a row at step {} has {} values, not the {columns} of {} tasks", conflicts.display(), row.step, row.weights.len(), tasks.len());
+                }
+                rows
+            } else {
+                Vec::new()
+            };
             let group = groups.entry(label.clone()).or_insert_with(|| Group {
                 label: label.clone(),
                 method: config.agent.combine.combiner.method,
@@ -187,7 +203,7 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
             if group.tasks != tasks {
                 bail!("{}: its tasks differ from those of other `{label}` runs; give the runs different --name", dir.display());
             }
-            group.seeds.push(SeedResult { dir, evaluations, weights, eval_every: config.run.eval_every, mtrl_cadence: config.mtrl_eval_cadence() });
+            group.seeds.push(SeedResult { dir, evaluations, weights, conflicts, eval_every: config.run.eval_every, mtrl_cadence: config.mtrl_eval_cadence() });
         }
     }
     if groups.is_empty() {
@@ -352,8 +368,45 @@ fn markdown(groups: &[Group], tables: &[Table; 2]) -> String {
             text.push_str(THRESHOLD_NOTE);
             text.push('\n');
         }
+        for component in [Component::Critic, Component::Actor] {
+            if let Some(cosines) = final_pair_cosines(group, component) {
+                text.push_str(&format!(
+                    "Cosine of the task gradients of `{}`'s {component}, per task pair, at each seed's last log (mean over seeds):\n\n",
+                    group.label
+                ));
+                let k = group.tasks.len();
+                text.push_str(&format!("| | {} |\n|---|{}\n", group.tasks[1..].join(" | "), "---:|".repeat(k - 1)));
+                for i in 0..k - 1 {
+                    let cells: Vec<String> = (1..k).map(|j| if j > i { format!("{:.2}", cosines[&(i, j)]) } else { String::new() }).collect();
+                    text.push_str(&format!("| {} | {} |\n", group.tasks[i], cells.join(" | ")));
+                }
+                text.push('\n');
+            }
+        }
     }
     text
+}
+
+/// The values of `component`'s rows of `conflicts.csv` at each step, one per seed that logged it.
+fn conflict_rows<'a>(group: &'a Group, component: Component) -> BTreeMap<u64, Vec<&'a [f64]>> {
+    let mut by_step: BTreeMap<u64, Vec<&[f64]>> = BTreeMap::new();
+    for row in group.seeds.iter().flat_map(|s| &s.conflicts).filter(|r| r.component == component.as_str()) {
+        by_step.entry(row.step).or_default().push(&row.weights);
+    }
+    by_step
+}
+
+/// The pair cosines of each seed's last `conflicts.csv` row of `component`, averaged over the
+/// seeds, as a map from `(i, j)`, `i < j`; `None` when no seed logged any.
+fn final_pair_cosines(group: &Group, component: Component) -> Option<BTreeMap<(usize, usize), f64>> {
+    let last: Vec<&WeightsRow> = group.seeds.iter().filter_map(|s| s.conflicts.iter().rfind(|r| r.component == component.as_str())).collect();
+    if last.is_empty() {
+        return None;
+    }
+    let k = group.tasks.len();
+    let pairs = (0..k).flat_map(|i| (i + 1..k).map(move |j| (i, j)));
+    // Columns: conflicts, cos_mean, cos_min, then the pairs in this order.
+    Some(pairs.enumerate().map(|(p, pair)| (pair, stats::mean(&last.iter().map(|r| r.weights[3 + p]).collect::<Vec<_>>()))).collect())
 }
 
 /// Mean and s.e.m. over seeds of the mean success over the second half.
@@ -529,6 +582,38 @@ fn plot_weights(path: &Path, group: &Group) -> anyhow::Result<()> {
     plot::draw(path, &panels)
 }
 
+/// Per component with a Gram: the share of conflicting task pairs and the mean pairwise cosine
+/// over training, mean over seeds with the seeds' range as the band.
+fn plot_conflicts(path: &Path, group: &Group) -> anyhow::Result<()> {
+    let panels: Vec<Panel> = Component::ALL
+        .iter()
+        .filter_map(|&component| {
+            let by_step = conflict_rows(group, component);
+            if by_step.is_empty() {
+                return None;
+            }
+            let series = |label: &str, column: usize| {
+                let values = |rows: &Vec<&[f64]>| rows.iter().map(|r| r[column]).collect::<Vec<_>>();
+                Series {
+                    label: label.to_string(),
+                    points: by_step.iter().map(|(&step, rows)| (step as f64, stats::mean(&values(rows)))).collect(),
+                    band: (group.seeds.len() > 1).then(|| {
+                        by_step.values().map(|rows| values(rows).iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))).collect()
+                    }),
+                }
+            };
+            Some(Panel {
+                title: format!("{}: {component} task gradients (mean over seeds, band: range)", group.label),
+                x_label: "vector steps".into(),
+                y_label: "share / cosine".into(),
+                series: vec![series("conflicting pairs (share)", 0), series("mean cosine", 1), series("least cosine", 2)],
+                log_x: false,
+            })
+        })
+        .collect();
+    plot::draw(path, &panels)
+}
+
 fn file_name(label: &str) -> String {
     label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
@@ -541,7 +626,7 @@ mod tests {
 
     fn seed(successes: &[(u64, f64)]) -> SeedResult {
         let evaluations = successes.iter().map(|&(step, s)| MetricsRow { step, wall_time_s: 0.0, success: vec![s], returns: vec![0.0] }).collect();
-        SeedResult { dir: "seed-1".into(), evaluations, weights: Vec::new(), eval_every: 10_000, mtrl_cadence: 30_000 }
+        SeedResult { dir: "seed-1".into(), evaluations, weights: Vec::new(), conflicts: Vec::new(), eval_every: 10_000, mtrl_cadence: 30_000 }
     }
 
     #[test]

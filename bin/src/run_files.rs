@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 pub const CONFIG: &str = "config.toml";
 pub const METRICS: &str = "metrics.csv";
 pub const WEIGHTS: &str = "weights.csv";
+/// Per log interval and component with a Gram: `conflicts,cos_mean,cos_min` and the cosine of
+/// each task pair `a|b` (`a` before `b`), in the shape of `weights.csv`.
+pub const CONFLICTS: &str = "conflicts.csv";
 pub const SUMMARY: &str = "summary.json";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const VIDEOS: &str = "videos";
@@ -118,8 +121,15 @@ pub struct WeightsRow {
     pub weights: Vec<f64>,
 }
 
-pub fn weights_header(tasks: &[String]) -> String {
-    format!("step,component,{}\n", tasks.join(","))
+/// The header of `weights.csv` (`columns` the tasks) or of `conflicts.csv` ([`conflict_columns`]).
+pub fn weights_header(columns: &[String]) -> String {
+    format!("step,component,{}\n", columns.join(","))
+}
+
+/// The columns of `conflicts.csv` after `step,component`.
+pub fn conflict_columns(tasks: &[String]) -> Vec<String> {
+    let pairs = (0..tasks.len()).flat_map(|i| (i + 1..tasks.len()).map(move |j| (i, j)));
+    ["conflicts", "cos_mean", "cos_min"].map(String::from).into_iter().chain(pairs.map(|(i, j)| format!("{}|{}", tasks[i], tasks[j]))).collect()
 }
 
 pub fn weights_line(row: &WeightsRow) -> String {
@@ -127,8 +137,8 @@ pub fn weights_line(row: &WeightsRow) -> String {
     format!("{},{}{values}\n", row.step, row.component)
 }
 
-/// The rows of a `weights.csv`, each with one weight per task of its header; anything else is an
-/// error naming the file and line.
+/// The rows of a `weights.csv` (or `conflicts.csv`), each with one value per column of its
+/// header; anything else is an error naming the file and line.
 pub fn read_weights(path: &Path) -> anyhow::Result<Vec<WeightsRow>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();

@@ -324,6 +324,20 @@ mod tests {
     }
 
     #[test]
+    fn the_all_methods_rows_cover_every_method_once() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/all-methods.toml");
+        let rows = read_rows(&path).unwrap();
+        let configs = row_configs(&RunConfig::preset("mtrl").unwrap(), &rows).unwrap();
+        let methods: Vec<Method> = configs.iter().map(|c| c.agent.combine.combiner.method).collect();
+        assert_eq!(methods, Method::ALL);
+        assert!(configs.iter().all(|c| c.agent.combine.combiner == solvers::CombinerConfig::new(c.agent.combine.combiner.method)));
+        // Methods that take the log of each loss reweight the critic alone (positive losses).
+        for c in configs.iter().filter(|c| [Method::Si, Method::Uw, Method::Stch, Method::Famo].contains(&c.agent.combine.combiner.method)) {
+            assert!(!c.agent.combine.applies_to(agent::Component::Actor), "{}", c.agent.combine.combiner.method);
+        }
+    }
+
+    #[test]
     fn rows_are_checked_before_anything_is_made() {
         let base = RunConfig::preset("toy").unwrap();
         let row = |name: &str, method: Option<&str>, set: &[&str]| Row { name: name.into(), method: method.map(String::from), set: set.iter().map(|s| s.to_string()).collect() };

@@ -56,7 +56,10 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     let device = device::describe(config.agent.device).description;
     log.text("run/device", &device, state.step);
     let mut tracker = EpisodeTracker::new(spec.num_tasks());
-    let mut window = Window::new(spec.num_tasks());
+    // MoCo's and DB-MTL's direction is not a combination of the step's task gradients: the
+    // Gram cannot give its norm.
+    let direction_from_rows = !config.agent.combine.effective_combiner().build(spec.num_tasks())?.needs().tracked;
+    let mut window = Window::new(spec.num_tasks(), direction_from_rows);
     let session = Instant::now();
     let wall_before = state.wall_time_s;
     let status = |state: &TrainerState, log: &Logbook, pace: &Pace, label: SeedState| {
@@ -222,16 +225,18 @@ struct Window {
     solver_us: f64,
     env_wait_ms: f64,
     skipped: u64,
-    /// Per component (critic, actor, alpha): summed mean task loss and weights, the last Gram.
+    /// Per component (critic, actor, alpha): summed mean task loss and weights, the last Gram
+    /// with the weights of the same update.
     losses: [f64; 3],
     weights: [Vec<f64>; 3],
-    grams: [Option<Vec<f64>>; 3],
+    grams: [Option<(Vec<f64>, Vec<f64>)>; 3],
+    direction_from_rows: bool,
     alpha: f64,
     episodes: Vec<Episode>,
 }
 
 impl Window {
-    fn new(num_tasks: usize) -> Self {
+    fn new(num_tasks: usize, direction_from_rows: bool) -> Self {
         Self {
             started: Instant::now(),
             steps: 0,
@@ -243,6 +248,7 @@ impl Window {
             losses: [0.0; 3],
             weights: std::array::from_fn(|_| vec![0.0; num_tasks]),
             grams: Default::default(),
+            direction_from_rows,
             alpha: 0.0,
             episodes: Vec::new(),
         }
@@ -256,8 +262,8 @@ impl Window {
         for (i, component) in [&report.critic, &report.actor, &report.alpha].into_iter().enumerate() {
             self.losses[i] += mean(&component.task_losses);
             self.weights[i].iter_mut().zip(&component.weights).for_each(|(sum, w)| *sum += w);
-            if component.gram.is_some() {
-                self.grams[i].clone_from(&component.gram);
+            if let Some(gram) = &component.gram {
+                self.grams[i] = Some((gram.clone(), component.weights.clone()));
             }
             self.skipped += u64::from(component.skipped.is_some());
         }
@@ -277,10 +283,22 @@ impl Window {
                 log.scalar(&format!("loss/{component}"), self.losses[i] / n, step);
                 let weights = self.weights[i].iter().map(|w| w / n).collect();
                 log.weights(&WeightsRow { step, component: component.to_string(), weights })?;
-                if let Some(gram) = &self.grams[i] {
+                if let Some((gram, weights)) = &self.grams[i] {
                     let (cond, conflicts) = gram_statistics(gram);
                     log.scalar(&format!("gram/{component}/cond"), cond, step);
                     log.scalar(&format!("gram/{component}/conflicts"), conflicts, step);
+                    let conflict = Conflict::of(gram, weights);
+                    log.scalar(&format!("gram/{component}/cos_mean"), conflict.cos_mean, step);
+                    log.scalar(&format!("gram/{component}/cos_min"), conflict.cos_min, step);
+                    log.task_scalars(&format!("gram/{component}/norm"), &conflict.norms, step);
+                    if self.direction_from_rows {
+                        log.scalar(&format!("gram/{component}/direction_norm_ratio"), conflict.direction_norm_ratio, step);
+                    }
+                    log.image(&format!("gram/{component}/cosine"), &cosine_heat_map(&conflict.cosines)?, step);
+                    let k = conflict.norms.len();
+                    let pairs = (0..k).flat_map(|i| (i + 1..k).map(move |j| i * k + j)).map(|ij| conflict.cosines[ij]);
+                    let values = [conflicts, conflict.cos_mean, conflict.cos_min].into_iter().chain(pairs).collect();
+                    log.conflicts(&WeightsRow { step, component: component.to_string(), weights: values })?;
                 }
             }
         }
@@ -293,7 +311,7 @@ impl Window {
             let means: Vec<f64> = returns.iter().map(|r| if r.is_empty() { f64::NAN } else { mean(r) }).collect();
             log.task_scalars("train/episode_reward", &means, step);
         }
-        *self = Self::new(self.weights[0].len());
+        *self = Self::new(self.weights[0].len(), self.direction_from_rows);
         log.flush()
     }
 }
@@ -309,9 +327,59 @@ fn gram_statistics(gram: &[f64]) -> (f64, f64) {
     (max / min, negative as f64 / off_diagonal.max(1) as f64)
 }
 
+/// What a Gram says about conflict: the pairwise cosines of the task gradients (row-major), their
+/// mean and least over the pairs `i < j`, each gradient's norm, and `||sum_i w_i g_i||` over the
+/// mean norm. A zero gradient has cosine 0 with every other.
+struct Conflict {
+    cosines: Vec<f64>,
+    cos_mean: f64,
+    cos_min: f64,
+    norms: Vec<f64>,
+    direction_norm_ratio: f64,
+}
+
+impl Conflict {
+    fn of(gram: &[f64], weights: &[f64]) -> Self {
+        let k = weights.len();
+        let norms: Vec<f64> = (0..k).map(|i| gram[i * k + i].max(0.0).sqrt()).collect();
+        let cosines: Vec<f64> = (0..k * k)
+            .map(|ij| {
+                let (i, j) = (ij / k, ij % k);
+                let scale = norms[i] * norms[j];
+                if scale > 0.0 { (gram[ij] / scale).clamp(-1.0, 1.0) } else { 0.0 }
+            })
+            .collect();
+        let pairs: Vec<f64> = (0..k).flat_map(|i| (i + 1..k).map(move |j| (i, j))).map(|(i, j)| cosines[i * k + j]).collect();
+        let squared: f64 = (0..k * k).map(|ij| weights[ij / k] * gram[ij] * weights[ij % k]).sum();
+        let mean_norm = mean(&norms);
+        Self {
+            cos_mean: if pairs.is_empty() { 1.0 } else { mean(&pairs) },
+            cos_min: pairs.iter().copied().fold(1.0, f64::min),
+            direction_norm_ratio: if mean_norm > 0.0 { squared.max(0.0).sqrt() / mean_norm } else { 0.0 },
+            cosines,
+            norms,
+        }
+    }
+}
+
+/// A `K x K` cosine matrix as a PNG, `CELL` pixels a task pair: red for -1, white for 0, blue for
+/// +1 (task `i`'s row at the top, as the matrix is printed).
+fn cosine_heat_map(cosines: &[f64]) -> anyhow::Result<(Vec<u8>, u32)> {
+    const CELL: u32 = 16;
+    let k = (cosines.len() as f64).sqrt() as u32;
+    let colour = |c: f64| {
+        let fade = |x: f64| (255.0 * (1.0 - x.abs())).round() as u8;
+        if c < 0.0 { [255, fade(c), fade(c)] } else { [fade(c), fade(c), 255] }
+    };
+    let image = image::RgbImage::from_fn(k * CELL, k * CELL, |x, y| image::Rgb(colour(cosines[((y / CELL) * k + x / CELL) as usize])));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image).write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)?;
+    Ok((png, k * CELL))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::gram_statistics;
+    use super::{cosine_heat_map, gram_statistics, Conflict};
 
     #[test]
     fn gram_statistics_of_a_known_matrix() {
@@ -321,5 +389,22 @@ mod tests {
         assert_eq!(conflicts, 1.0);
         let (_, conflicts) = gram_statistics(&[1.0, 0.5, 0.5, 1.0]);
         assert_eq!(conflicts, 0.0);
+    }
+
+    #[test]
+    fn conflict_of_a_known_gram() {
+        // g_0 = (1, 0), g_1 = (-1, 1), g_2 = 0; d = g_0 + g_1 = (0, 1).
+        let gram = [1.0, -1.0, 0.0, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0];
+        let conflict = Conflict::of(&gram, &[1.0, 1.0, 0.0]);
+        let c = -1.0 / 2f64.sqrt();
+        assert_eq!(conflict.norms, [1.0, 2f64.sqrt(), 0.0]);
+        assert!((conflict.cosines[1] - c).abs() < 1e-15 && conflict.cosines[2] == 0.0 && conflict.cosines[0] == 1.0);
+        assert!((conflict.cos_min - c).abs() < 1e-15 && (conflict.cos_mean - c / 3.0).abs() < 1e-15);
+        assert!((conflict.direction_norm_ratio - 1.0 / ((1.0 + 2f64.sqrt()) / 3.0)).abs() < 1e-12);
+        let (png, side) = cosine_heat_map(&conflict.cosines).unwrap();
+        assert_eq!(side, 48);
+        let image = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(image.get_pixel(0, 0).0, [0, 0, 255], "cosine 1 is blue");
+        assert_eq!(image.get_pixel(40, 0).0, [255, 255, 255], "cosine 0 is white");
     }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub struct Args {
     #[command(flatten)]
     combiner: CombinerArgs,
-    /// Seed of the RNG that randomised methods (pcgrad, rlw, graddrop) draw from
+    /// Seed of the RNG that randomised methods (pcgrad, rlw, graddrop, gradvac) draw from
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// JSON file (or - for stdin): {"jacobian": [[...], ...], "losses": [...]} with one row per
@@ -35,7 +35,7 @@ struct Output {
     method: String,
     /// Weights on the raw task gradients: `d = sum_i weights[i] g_i`.
     weights: Vec<f64>,
-    /// MoCo's own weights `lambda` on its tracked average `Y` (`d = Y^T lambda`).
+    /// A tracking method's own weights `lambda` on its average `Y` (`d = Y^T lambda`): moco, dbmtl.
     #[serde(skip_serializing_if = "Option::is_none")]
     lambda: Option<Vec<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -66,16 +66,52 @@ fn the_resolved_config_applies_preset_then_flags_then_set() {
     assert_eq!(mtrl["agent"]["combine"]["famo_solver"].as_str(), Some("mt10"), "FAMO's MT10 code");
 }
 
-/// `(step, value)` of every scalar tag, as TensorBoard's own reader sees the event files.
+/// `(step, value)` of every scalar tag, as TensorBoard's own reader sees the event files; a
+/// value that JSON cannot hold (the infinite condition number of a rank-deficient Gram) as text.
 fn tensorboard_scalars(dir: &Path) -> serde_json::Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = "import json, math, sys\n\
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
+value = lambda x: x if math.isfinite(x) else str(x)\n\
+print(json.dumps({t: [[e.step, value(e.value)] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+    let out = Command::new(python).args(["-c", script, dir.to_str().unwrap()]).output().expect("the venv's python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Tags of the image summaries, as TensorBoard's own reader sees them, with the first image's
+/// width and height.
+fn tensorboard_images(dir: &Path) -> serde_json::Value {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let script = "import json, sys\n\
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
 acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
-print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+print(json.dumps({t: [len(acc.Images(t)), acc.Images(t)[0].width, acc.Images(t)[0].height] for t in acc.Tags()['images']}))";
     let out = Command::new(python).args(["-c", script, dir.to_str().unwrap()]).output().expect("the venv's python runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every log interval of a gradient method: the cosines as scalars and a heat map, each task's
+/// gradient norm, and the direction's norm against the mean task norm.
+#[test]
+fn conflict_diagnostics_reach_tensorboard() {
+    let out = scratch("conflicts");
+    train_tiny(&out, &["--seeds", "1", "--steps", "200", "--method", "upgrad", "--set", "run.eval_every=200", "--set", "run.checkpoint_every=200"]);
+    let dir = out.join("seed-1");
+    let scalars = tensorboard_scalars(&dir);
+    for tag in ["gram/critic/cos_mean", "gram/actor/cos_min", "gram/critic/norm/reach-1", "gram/critic/direction_norm_ratio", "gram/critic/conflicts"] {
+        let points = scalars.get(tag).unwrap_or_else(|| panic!("no {tag} in {:?}", scalars.as_object().unwrap().keys()));
+        assert!(points.as_array().unwrap().iter().all(|p| p[1].as_f64().unwrap().is_finite()), "{tag}: {points}");
+    }
+    let cos_min = scalars["gram/critic/cos_min"][0][1].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&cos_min), "{cos_min}");
+    let images = tensorboard_images(&dir);
+    let heat_map = images.get("gram/critic/cosine").unwrap_or_else(|| panic!("no heat map in {images}"));
+    let k = scalars.as_object().unwrap().keys().filter(|t| t.starts_with("gram/critic/norm/")).count() as u64;
+    assert_eq!((heat_map[1].as_u64(), heat_map[2].as_u64()), (Some(16 * k), Some(16 * k)), "{images}");
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]
@@ -290,10 +326,15 @@ fn report_groups_two_runs_by_method_into_tables_and_plots() {
     assert!(csv.lines().next().unwrap().contains(",second_half_success_mean,second_half_success_sem,success:reach-0-loud"), "{csv}");
     assert!(csv.lines().next().unwrap().contains(",second_half_success:reach-0-loud"), "{csv}");
     assert!(table.contains("| second half |"), "{table}");
-    for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png"] {
+    for png in ["success.png", "weights-ls.png", "weights-fairgrad_alpha_2.0.png", "conflicts-fairgrad_alpha_2.0.png"] {
         let bytes = std::fs::read(report.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
     }
+    assert!(!report.join("conflicts-ls.png").exists(), "ls computes no Gram");
+    let cosines = table.split("Cosine of the task gradients of `fairgrad alpha=2.0`'s critic").nth(1).unwrap_or_else(|| panic!("no cosine table: {table}"));
+    let first_row = cosines.lines().find(|l| l.starts_with("| reach-0-loud |")).unwrap();
+    let values: Vec<f64> = first_row.split('|').filter_map(|c| c.trim().parse().ok()).collect();
+    assert!(!values.is_empty() && values.iter().all(|c| (-1.0..=1.0).contains(c)), "{first_row}");
     for dir in [ls, fairgrad, report] {
         std::fs::remove_dir_all(dir).unwrap();
     }

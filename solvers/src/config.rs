@@ -1,6 +1,7 @@
 use crate::methods::{
-    BanditMtl, Cagrad, CagradExact, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop, Imtlg, LinearScalarization,
-    LossTransform, Mgda, Moco, MocoSettings, NashCcp, Pcgrad, Rlw, ScaleInvariant, Uncertainty,
+    AlignedMtl, BanditMtl, Cagrad, CagradExact, ConFig, DbMtl, DualProj, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop,
+    GradNorm, GradVac, Imtlg, LinearScalarization, LossTransform, Mgda, Moco, MocoSettings, NashCcp, Pcgrad, Rlw, ScaleInvariant, SdmGrad, Stch,
+    StchSettings, Uncertainty, Upgrad,
 };
 use crate::{Combiner, SolverError};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,15 @@ named_enum!(
         BanditMtl => "banditmtl",
         GradDrop => "graddrop",
         Moco => "moco",
+        Upgrad => "upgrad",
+        DualProj => "dualproj",
+        ConFig => "config",
+        AlignedMtl => "alignedmtl",
+        GradVac => "gradvac",
+        DbMtl => "dbmtl",
+        Stch => "stch",
+        GradNorm => "gradnorm",
+        SdmGrad => "sdmgrad",
     }
 );
 
@@ -101,7 +111,7 @@ named_enum!(
 #[serde(deny_unknown_fields)]
 pub struct CombinerConfig {
     pub method: Method,
-    /// FairGrad's alpha (default 2, the MT10 value).
+    /// FairGrad's alpha (default 2, the MT10 value); gradnorm's restoring force (1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
     /// fairgrad: `sgd` (the RL variant, default) or `exact`; nash: `exact` (default) or `ccp`;
@@ -111,11 +121,12 @@ pub struct CombinerConfig {
     /// CAGrad's c (default 0.9, the MT10 value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<f64>,
-    /// Iterations of the approximate solvers (fairgrad sgd: 20, cagrad mt10: 20, nash ccp: 1).
+    /// Iterations of the approximate solvers (fairgrad sgd: 20, cagrad mt10: 20, nash ccp: 1,
+    /// sdmgrad: 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iters: Option<usize>,
     /// Step size of a method's inner optimiser (fairgrad sgd 0.1, cagrad mt10 25 (50 at K = 50),
-    /// famo 0.025, uw 0.025).
+    /// famo 0.025, uw 0.025, gradnorm 0.025).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// MGDA's gradient normalisation (default none).
@@ -129,10 +140,11 @@ pub struct CombinerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rho: Option<f64>,
     /// EMTL's mix of MGDA and equity weights (0.5; 1 is plain MGDA); moco's step size of its
-    /// gradient average (0.5).
+    /// gradient average (0.5); gradvac's step of its cosine targets (0.5); dbmtl's decay of its
+    /// gradient average (0.9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta: Option<f64>,
-    /// MoCo's decay exponent of beta (0.5).
+    /// MoCo's (0.5) and dbmtl's (0) decay exponent of beta.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta_sigma: Option<f64>,
     /// FAMO's weight decay on its logits (0.01); moco's step size of its weights (0.1).
@@ -141,6 +153,20 @@ pub struct CombinerConfig {
     /// MoCo's decay exponent of gamma (0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gamma_sigma: Option<f64>,
+    /// STCH's temperature (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mu: Option<f64>,
+    /// STCH's solves on the log losses before it averages the nadir point (4000: LibMTL's 4
+    /// warm-up epochs of 1000 solves); gradnorm's solves at equal weights whose mean losses are
+    /// its initial losses (1000: LibMTL's first epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<usize>,
+    /// STCH's solves averaging the nadir point (1000: LibMTL's one epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<usize>,
+    /// SDMGrad's regularisation toward the mean gradient (0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
     /// The alpha-fair loss transform (FairGrad paper, section 6), under any method:
     /// `L_i -> L_i^(1-a)/(1-a)` (`log L_i` at a = 1). Positive losses only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +189,10 @@ impl CombinerConfig {
             beta_sigma: None,
             gamma: None,
             gamma_sigma: None,
+            mu: None,
+            warmup: None,
+            average: None,
+            lambda: None,
             loss_alpha: None,
         }
     }
@@ -234,6 +264,34 @@ impl CombinerConfig {
                     rho: non_negative("rho", self.rho.unwrap_or(0.0))?,
                 },
             )),
+            (Method::Upgrad, _) => Box::new(Upgrad),
+            (Method::DualProj, _) => Box::new(DualProj),
+            (Method::ConFig, _) => Box::new(ConFig),
+            (Method::AlignedMtl, _) => Box::new(AlignedMtl),
+            (Method::GradVac, _) => Box::new(GradVac::new(k, unit_interval("beta", self.beta.unwrap_or(0.5))?)),
+            (Method::DbMtl, _) => Box::new(DbMtl::new(
+                unit_interval("beta", self.beta.unwrap_or(0.9))?,
+                non_negative("beta_sigma", self.beta_sigma.unwrap_or(0.0))?,
+            )),
+            (Method::Stch, _) => Box::new(Stch::new(
+                k,
+                StchSettings {
+                    mu: positive("mu", self.mu.unwrap_or(1.0))?,
+                    warmup: self.warmup.unwrap_or(4000),
+                    average: at_least_one_of("average", self.average.unwrap_or(1000))?,
+                },
+            )),
+            (Method::GradNorm, _) => Box::new(GradNorm::new(
+                k,
+                positive("alpha", self.alpha.unwrap_or(1.5))?,
+                positive("lr", self.lr.unwrap_or(0.025))?,
+                at_least_one_of("warmup", self.warmup.unwrap_or(1000))?,
+            )),
+            (Method::SdmGrad, _) => Box::new(SdmGrad::new(
+                k,
+                non_negative("lambda", self.lambda.unwrap_or(0.3))?,
+                at_least_one(self.iters.unwrap_or(20))?,
+            )),
             (method, solver) => {
                 return Err(SolverError::UnknownValue {
                     what: "solver",
@@ -252,22 +310,26 @@ impl CombinerConfig {
         use Method::*;
         let m = self.method;
         let uses = |set: &[Method]| set.contains(&m);
-        let options: [(&'static str, bool, bool); 13] = [
-            ("alpha", self.alpha.is_some(), uses(&[FairGrad])),
+        let options: [(&'static str, bool, bool); 17] = [
+            ("alpha", self.alpha.is_some(), uses(&[FairGrad, GradNorm])),
             ("solver", self.solver.is_some(), uses(&[FairGrad, Nash, Cagrad, Famo])),
             ("c", self.c.is_some(), uses(&[Cagrad])),
-            ("iters", self.iters.is_some(), uses(&[FairGrad, Nash, Cagrad])),
-            ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw])),
+            ("iters", self.iters.is_some(), uses(&[FairGrad, Nash, Cagrad, SdmGrad])),
+            ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw, GradNorm])),
             ("normalization", self.normalization.is_some(), uses(&[Mgda])),
             ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl])),
             ("rho", self.rho.is_some(), uses(&[Emtl, BanditMtl, Moco])),
-            ("beta", self.beta.is_some(), uses(&[Emtl, Moco])),
-            ("beta_sigma", self.beta_sigma.is_some(), uses(&[Moco])),
+            ("beta", self.beta.is_some(), uses(&[Emtl, Moco, GradVac, DbMtl])),
+            ("beta_sigma", self.beta_sigma.is_some(), uses(&[Moco, DbMtl])),
             ("gamma", self.gamma.is_some(), uses(&[Famo, Moco])),
             ("gamma_sigma", self.gamma_sigma.is_some(), uses(&[Moco])),
-            // MoCo normalises every task gradient to its loss's size: a transform of the
+            ("mu", self.mu.is_some(), uses(&[Stch])),
+            ("warmup", self.warmup.is_some(), uses(&[Stch, GradNorm])),
+            ("average", self.average.is_some(), uses(&[Stch])),
+            ("lambda", self.lambda.is_some(), uses(&[SdmGrad])),
+            // MoCo and DB-MTL normalise every task gradient by its loss: a transform of the
             // gradients would cancel, and the tracked average cannot take it.
-            ("loss_alpha", self.loss_alpha.is_some(), !uses(&[Moco])),
+            ("loss_alpha", self.loss_alpha.is_some(), !uses(&[Moco, DbMtl])),
         ];
         match options.iter().find(|(_, set, used)| *set && !used) {
             Some((option, _, _)) => Err(SolverError::UnusedOption { method: m, option }),
@@ -324,10 +386,14 @@ fn unit_step(name: &'static str, value: f64) -> Result<f64, SolverError> {
 }
 
 fn at_least_one(iters: usize) -> Result<usize, SolverError> {
-    if iters >= 1 {
-        Ok(iters)
+    at_least_one_of("iters", iters)
+}
+
+fn at_least_one_of(name: &'static str, count: usize) -> Result<usize, SolverError> {
+    if count >= 1 {
+        Ok(count)
     } else {
-        Err(invalid("iters", 0.0, "must be at least 1"))
+        Err(invalid(name, 0.0, "must be at least 1"))
     }
 }
 

@@ -39,6 +39,26 @@ pub struct TrackingUpdate {
     pub gram: Gram,
 }
 
+impl TrackingUpdate {
+    /// The update `Y <- decay Y + diag(scale) J`, with the updated `Y Y^T` from `K x K` products
+    /// (see [`updated_average_gram`]).
+    pub fn new(decay: f64, scale: Vec<f64>, tracked: &Tracked, gram: &Gram) -> Result<Self, SolverError> {
+        let updated = updated_average_gram(decay, &scale, tracked, gram);
+        let gram = Gram::new(scale.len(), updated.transpose().as_slice().to_vec())?;
+        Ok(Self { decay, scale, gram })
+    }
+}
+
+/// `Y' Y'^T` for `Y' = decay Y + S J`: `decay^2 Y Y^T + decay (C S + S C^T) + S M S`, with
+/// `C = Y J^T`, `S = diag(scale)`, `M = J J^T` (symmetric up to rounding).
+pub(crate) fn updated_average_gram(decay: f64, scale: &[f64], tracked: &Tracked, gram: &Gram) -> DMatrix<f64> {
+    let k = scale.len();
+    let (previous, cross, m) = (tracked.gram.matrix(), &tracked.cross, gram.matrix());
+    DMatrix::from_fn(k, k, |i, j| {
+        decay * decay * previous[(i, j)] + decay * (cross[(i, j)] * scale[j] + scale[i] * cross[(j, i)]) + scale[i] * m[(i, j)] * scale[j]
+    })
+}
+
 /// `Y` on the host, for callers that hold the Jacobian there (`mt10 weights`, tests).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GradientAverage {

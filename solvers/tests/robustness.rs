@@ -183,3 +183,32 @@ fn stateful_methods_resume_from_their_state() {
         assert_eq!(step(original.as_mut(), &losses[2], &mut rng), step(restored.as_mut(), &losses[2], &mut rng), "{method}");
     }
 }
+
+#[test]
+fn stateful_gram_methods_resume_from_their_state() {
+    let jacobians = [[[1.0, 0.5, -0.2], [-0.8, 0.4, 0.1], [0.2, -1.0, 0.9]], [[0.9, 0.6, -0.1], [-1.0, 0.2, 0.3], [0.1, -0.7, 1.1]]];
+    let losses = [[1.0, 2.0, 3.0], [0.8, 2.5, 1.0], [0.6, 2.0, 1.5]];
+    let configs = [
+        CombinerConfig::new(Method::GradVac),
+        CombinerConfig::new(Method::SdmGrad),
+        CombinerConfig::new(Method::DbMtl),
+        CombinerConfig { warmup: Some(1), ..CombinerConfig::new(Method::GradNorm) },
+        CombinerConfig { warmup: Some(1), average: Some(1), ..CombinerConfig::new(Method::Stch) },
+    ];
+    for config in configs {
+        let step = |c: &mut dyn solvers::Combiner, t: usize, rng: &mut ChaCha8Rng| {
+            let rows: Vec<Vec<f64>> = jacobians[t % 2].iter().map(|r| r.to_vec()).collect();
+            let gram = solvers::Jacobian::from_rows(&rows).unwrap().gram();
+            let tracked = solvers::Tracked::zero(3);
+            let input = TaskInput { gram: Some(&gram), losses: Some(&losses[t]), tracked: Some(&tracked), ..Default::default() };
+            combine(c, 3, &input, rng).unwrap().weights
+        };
+        let mut original = config.build(3).unwrap();
+        step(original.as_mut(), 0, &mut ChaCha8Rng::seed_from_u64(1));
+        step(original.as_mut(), 1, &mut ChaCha8Rng::seed_from_u64(2));
+        let mut restored = config.build(3).unwrap();
+        restored.load_state(&original.state()).unwrap();
+        let next = |c: &mut dyn solvers::Combiner| step(c, 2, &mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(next(original.as_mut()), next(restored.as_mut()), "{}", config.method);
+    }
+}

@@ -1,7 +1,7 @@
 use super::{gram, losses};
 use crate::linalg::{mat_vec, softmax};
+use crate::tracking::updated_average_gram;
 use crate::{Combination, Combiner, Gram, Method, Needs, SolverError, TaskInput, TrackingUpdate};
-use nalgebra::DMatrix;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ impl Combiner for Moco {
     }
 
     fn solve(&mut self, k: usize, input: &TaskInput, _rng: &mut dyn RngCore) -> Result<Combination, SolverError> {
-        let (g, losses) = (gram(input).matrix(), losses(input));
+        let losses = losses(input);
         let tracked = input.tracked.expect("combine() checks the tracked average is present");
         if self.lambda.len() != k {
             self.lambda = super::uniform(k);
@@ -71,11 +71,7 @@ impl Combiner for Moco {
         let (beta, gamma) = (s.beta / t.powf(s.beta_sigma), s.gamma / t.powf(s.gamma_sigma));
         let decay = 1.0 - beta;
         let scale: Vec<f64> = losses.iter().zip(gram(input).norms()).map(|(l, n)| beta * l.abs() / (n + 1e-8)).collect();
-        // Y' = decay Y + S J, so Y' Y'^T = decay^2 Y Y^T + decay (C S + S C^T) + S M S, C = Y J^T.
-        let (previous, cross) = (tracked.gram.matrix(), &tracked.cross);
-        let average = DMatrix::from_fn(k, k, |i, j| {
-            decay * decay * previous[(i, j)] + decay * (cross[(i, j)] * scale[j] + scale[i] * cross[(j, i)]) + scale[i] * g[(i, j)] * scale[j]
-        });
+        let average = updated_average_gram(decay, &scale, tracked, gram(input));
         let mut regularised = average.clone();
         for i in 0..k {
             regularised[(i, i)] += s.rho;
