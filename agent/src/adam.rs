@@ -1,5 +1,5 @@
-//! Adam as in `torch.optim.Adam` (no weight decay, no amsgrad), on gradients handed in rather
-//! than read from `.grad`: the update direction is computed by the combiner, and the state is
+//! Adam as in `torch.optim.Adam`, or AdamW as `torch.optim.AdamW` with a weight decay (no
+//! amsgrad), on gradients handed in rather than read from `.grad`: the update direction is computed by the combiner, and the state is
 //! plain tensors so checkpoints can hold it.
 //!
 //! A component's parameters live in one flat buffer (see [`FlatParams`]), so a step is a handful
@@ -30,6 +30,8 @@ pub(crate) struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay: each step first shrinks the parameters by `1 - lr weight_decay`.
+    pub weight_decay: f64,
     /// Steps taken (skipped updates do not count).
     pub step: u64,
     /// First and second moments, over the flat parameter buffer; their views are per parameter.
@@ -39,12 +41,13 @@ pub(crate) struct Adam {
 
 impl Adam {
     /// State for the parameters `params`, laid out in the flat buffer at `offsets`.
-    pub fn new(params: &[Tensor], offsets: &[i64], lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
+    pub fn new(params: &[Tensor], offsets: &[i64], lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> Self {
         Self {
             lr,
             beta1,
             beta2,
             eps,
+            weight_decay,
             step: 0,
             exp_avg: FlatParams::zeros_like(params, offsets),
             exp_avg_sq: FlatParams::zeros_like(params, offsets),
@@ -78,6 +81,13 @@ impl Adam {
                 self.exp_avg.flat.where_scalarother(applies, 0.0)
             }
         };
+        if self.weight_decay > 0.0 {
+            let keep = 1.0 - self.lr * self.weight_decay;
+            let _ = match applies {
+                None => param.g_mul_scalar_(keep),
+                Some(applies) => param.g_mul_(&Tensor::where_scalar(applies, keep, 1.0)),
+            };
+        }
         let mut denom = self.exp_avg_sq.flat.sqrt();
         let _ = denom.g_mul_scalar_(scale / bias_correction2_sqrt).g_add_scalar_(scale * self.eps);
         let _ = param.addcdiv_(&exp_avg, &denom);
@@ -94,7 +104,7 @@ mod tests {
         let start = [0.5f32, -1.0, 2.0];
         let grads = [[0.1f32, -0.3, 2.0], [-0.2, 0.5, 1.0]];
         let mut param = Tensor::from_slice(&start);
-        let mut adam = Adam::new(&[param.shallow_clone()], &[0], lr, beta1, beta2, eps);
+        let mut adam = Adam::new(&[param.shallow_clone()], &[0], lr, beta1, beta2, eps, 0.0);
         for grad in &grads {
             adam.step(&mut param, &Tensor::from_slice(grad), None);
         }
@@ -113,11 +123,28 @@ mod tests {
     }
 
     #[test]
+    fn adamw_steps_match_optax_adamw_with_brcs_settings() {
+        let v = crate::brc_reference::Vectors::load("adamw.json");
+        let mut param = Tensor::from_slice(&v.floats("params"));
+        let (lr, b1, b2, eps, decay) = (v.scalar("learning_rate"), v.scalar("b1"), v.scalar("b2"), v.scalar("eps"), v.scalar("weight_decay"));
+        let mut adam = Adam::new(&[param.shallow_clone()], &[0], lr, b1, b2, eps, decay);
+        let grads = v.field("grads").as_array().unwrap().clone();
+        let after = v.field("params_after").as_array().unwrap().clone();
+        for (grad, expected) in grads.iter().zip(&after) {
+            let grad: Vec<f32> = grad["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            adam.step(&mut param, &Tensor::from_slice(&grad), None);
+            let expected: Vec<f32> = expected["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let error = (&param - Tensor::from_slice(&expected)).abs().max().double_value(&[]);
+            assert!(error < 1e-6, "off by {error}");
+        }
+    }
+
+    #[test]
     fn a_gated_step_is_the_step_when_it_applies_and_changes_nothing_when_not() {
         let start = Tensor::from_slice(&[0.5f32, -1.0, 2.0]);
         let run = |grads: &[[f32; 3]], applies: Option<&[bool]>| {
             let mut param = start.copy();
-            let mut adam = Adam::new(&[param.shallow_clone()], &[0], 0.01, 0.9, 0.999, 1e-8);
+            let mut adam = Adam::new(&[param.shallow_clone()], &[0], 0.01, 0.9, 0.999, 1e-8, 1e-2);
             for (i, grad) in grads.iter().enumerate() {
                 let gate = applies.map(|a| Tensor::from(a[i]));
                 adam.step(&mut param, &Tensor::from_slice(grad), gate.as_ref());

@@ -1,8 +1,10 @@
 //! Checkpoints: a directory with `tensors.ot` (networks, target critics, temperatures and every
 //! Adam moment, via libtorch's serialisation) and `state.json` (Adam step counts, update and skip
-//! counters, the last combiner weights and each combiner's own state), `rng.json` (the position of
+//! counters, the last combiner weights and each combiner's own state, the tasks' return ranges
+//! under BRC's reward scaling), `rng.json` (the position of
 //! the agent's random stream) and, when asked for, the replay buffer (`replay.json`, its shape and
 //! ring positions, and `replay.bin`, its transitions as raw little-endian arrays).
+use crate::return_range::ReturnRange;
 use crate::{AgentError, Sac};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -56,6 +58,8 @@ struct LearnerState {
 struct AgentState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shared_last_good: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    return_range: Option<ReturnRange>,
     #[serde(flatten)]
     learners: BTreeMap<String, LearnerState>,
 }
@@ -94,7 +98,7 @@ impl Sac {
         Tensor::save_multi_to_stream(&tensors, &mut bytes)?;
         let path = dir.join(TENSORS);
         std::fs::write(&path, bytes).map_err(|e| AgentError::Checkpoint { path, message: e.to_string() })?;
-        let state = AgentState { shared_last_good: self.shared_last_good.clone(), learners: state };
+        let state = AgentState { shared_last_good: self.shared_last_good.clone(), return_range: self.return_range.clone(), learners: state };
         let json = serde_json::to_string_pretty(&state).map_err(|e| error(e.to_string()))?;
         std::fs::write(dir.join(STATE), json).map_err(|e| error(e.to_string()))?;
         let rng = serde_json::to_string_pretty(&RngState::of(&self.rng)).map_err(|e| error(e.to_string()))?;
@@ -110,7 +114,10 @@ impl Sac {
     pub fn load(&mut self, dir: &Path, with_replay: bool) -> Result<(), AgentError> {
         let error = |message: String| AgentError::Checkpoint { path: dir.to_path_buf(), message };
         let json = std::fs::read_to_string(dir.join(STATE)).map_err(|e| error(e.to_string()))?;
-        let AgentState { shared_last_good, learners: mut state } = serde_json::from_str(&json).map_err(|e| error(e.to_string()))?;
+        let AgentState { shared_last_good, return_range, learners: mut state } = serde_json::from_str(&json).map_err(|e| error(e.to_string()))?;
+        if return_range.is_some() != self.return_range.is_some() {
+            return Err(error("it was trained with another reward scaling than this agent's".to_string()));
+        }
         // A checkpoint from before the shared rule has no shared weights: they stay uniform.
         if shared_last_good.as_ref().is_some_and(|w| self.shared_last_good.as_ref().map(Vec::len) != Some(w.len())) {
             return Err(error("its shared Nash-MTL weights do not fit this agent's fallback rule".to_string()));
@@ -159,6 +166,8 @@ impl Sac {
         if shared_last_good.is_some() {
             self.shared_last_good = shared_last_good;
         }
+        self.return_range = return_range;
+        self.alpha_values = self.alpha()?;
         let rng = std::fs::read_to_string(dir.join(RNG)).map_err(|e| error(e.to_string()))?;
         self.rng = serde_json::from_str::<RngState>(&rng).map_err(|e| error(e.to_string()))?.restore();
         if with_replay && dir.join(REPLAY_HEADER).exists() {
@@ -171,7 +180,7 @@ impl Sac {
 #[cfg(test)]
 mod tests {
     use crate::testing::small_sac;
-    use crate::{ActionMode, Architecture, CombineConfig, Sac, SacConfig, Temperature};
+    use crate::{ActionMode, Architecture, Block, CombineConfig, CriticHead, RewardScaling, Sac, SacConfig, Temperature};
     use solvers::Method;
     use std::path::PathBuf;
     use tch::Tensor;
@@ -218,6 +227,32 @@ mod tests {
         let mut other_method = small_sac(Architecture::MultiHead, Temperature::PerTask, 3, |config| config);
         assert!(matches!(other_method.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_brc_agent_restores_its_return_ranges_and_learns_on_identically() {
+        tch::set_num_threads(1);
+        let brc = |config: SacConfig| SacConfig {
+            critic_block: Block::Bronet,
+            critic_hidden: Some(vec![16, 16]),
+            critic: CriticHead::Categorical,
+            num_bins: 11,
+            weight_decay: 1e-2,
+            reward_scaling: RewardScaling::ReturnRange,
+            ..config
+        };
+        let (mut trained, mut restored, dir) = trained_and_restored(Architecture::MtSac, Temperature::Shared, brc, 3, true, "brc");
+        let mut unscaled = small_sac(Architecture::MtSac, Temperature::Shared, 3, |config| SacConfig { reward_scaling: RewardScaling::None, ..brc(config) });
+        assert!(matches!(unscaled.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(trained.return_range.is_some());
+        assert_eq!(trained.return_range, restored.return_range);
+        assert_eq!(trained.alpha_values, restored.alpha_values);
+        let (ours, theirs) = (trained.update().unwrap(), restored.update().unwrap());
+        assert_eq!(ours.critic.task_losses, theirs.critic.task_losses);
+        for (a, b) in trained.critic_learner.params.iter().zip(&restored.critic_learner.params) {
+            assert_same(a, b);
+        }
     }
 
     #[test]

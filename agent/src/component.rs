@@ -118,6 +118,7 @@ pub(crate) struct LearnerSettings {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    pub weight_decay: f64,
     pub max_grad_norm: Option<f64>,
     pub update_weights_every: usize,
     pub max_consecutive_skips: usize,
@@ -145,7 +146,7 @@ impl ComponentLearner {
                 })
                 .collect()
         });
-        let adam = Adam::new(&values, &gradients.offsets, settings.lr, settings.beta1, settings.beta2, settings.eps);
+        let adam = Adam::new(&values, &gradients.offsets, settings.lr, settings.beta1, settings.beta2, settings.eps, settings.weight_decay);
         let weights = vec![1.0 / num_tasks as f64; num_tasks];
         let uploaded_weights = (weights.clone(), upload_async(&weights, flat.device()));
         Self {
@@ -524,12 +525,13 @@ mod tests {
     fn learner_and_batch(method: Method) -> (ComponentLearner, Mlp, Tensor, Tensor, Layout) {
         tch::manual_seed(3);
         let (k, counts) = (3, [5, 9, 2]);
-        let mlp = Mlp::new(4, &[16, 16], 1, |layer, layers| layer + 1 == layers, k);
+        let mlp = Mlp::built(4, &[16, 16], 1, crate::Block::Mlp, false, |layer, layers| layer + 1 == layers, k);
         let settings = LearnerSettings {
             lr: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
             max_grad_norm: None,
             update_weights_every: 1,
             max_consecutive_skips: 1,

@@ -17,6 +17,39 @@ pub enum Architecture {
     PerTask,
 }
 
+/// How a network's hidden layers are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Block {
+    /// One `Linear -> ReLU` per entry of the hidden widths (`Linear -> LayerNorm -> ReLU` with
+    /// `layer_norm`).
+    Mlp,
+    /// BRC's BroNet: `Linear -> LayerNorm -> ReLU` to the first width, then per further entry a
+    /// residual block `x + LayerNorm(Linear(ReLU(LayerNorm(Linear(x)))))` of the same width.
+    Bronet,
+}
+
+/// What a critic network outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticHead {
+    /// One value, regressed on the soft Bellman target by squared error (SAC).
+    Scalar,
+    /// Logits over `num_bins` atoms on `[-v_max, v_max]`, trained by cross-entropy on the
+    /// projected Bellman target (BRC).
+    Categorical,
+}
+
+/// How sampled rewards are scaled for the critic (on top of the env's own normalisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardScaling {
+    None,
+    /// BRC's: each task's rewards divided by the range of its discounted returns so far, widened
+    /// by the entropy bonus, so that returns fit `[-v_max, v_max]` (docs/brc.md).
+    ReturnRange,
+}
+
 /// One entropy temperature for all tasks, or one per task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,8 +209,23 @@ pub struct SacConfig {
     /// Append a one-hot task id to the observation (leave off when the environment already
     /// provides one).
     pub task_one_hot: bool,
-    /// Hidden layer widths of the actor and of each critic.
+    /// Hidden layer widths of the actor and of each critic, unless `actor_hidden` or
+    /// `critic_hidden` says otherwise. Under `bronet`, every entry after the first is a residual
+    /// block of two layers, all of one width.
     pub hidden: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_hidden: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critic_hidden: Option<Vec<usize>>,
+    pub actor_block: Block,
+    pub critic_block: Block,
+    /// LayerNorm after every hidden linear layer of the `mlp` networks (BroNet always has it).
+    pub layer_norm: bool,
+    pub critic: CriticHead,
+    /// The categorical critic's atoms and the bound of their support (BRC: 101 on `[-10, 10]`).
+    pub num_bins: usize,
+    pub v_max: f64,
+    pub reward_scaling: RewardScaling,
     pub temperature: Temperature,
     /// Initial entropy temperature alpha.
     pub init_temperature: f64,
@@ -193,6 +241,9 @@ pub struct SacConfig {
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,
+    /// Decoupled weight decay of the actor and critic (AdamW, as `torch.optim.AdamW` and optax's
+    /// `adamw`); 0 is Adam. The temperature has none.
+    pub weight_decay: f64,
     /// Clip each component's update direction to this global norm.
     pub max_grad_norm: Option<f64>,
     /// The actor's raw log-std is squashed into `[log_std_min, log_std_max]`.
@@ -224,6 +275,15 @@ impl SacConfig {
             architecture: Architecture::MtSac,
             task_one_hot: false,
             hidden: vec![400, 400, 400],
+            actor_hidden: None,
+            critic_hidden: None,
+            actor_block: Block::Mlp,
+            critic_block: Block::Mlp,
+            layer_norm: false,
+            critic: CriticHead::Scalar,
+            num_bins: 101,
+            v_max: 10.0,
+            reward_scaling: RewardScaling::None,
             temperature: Temperature::Shared,
             init_temperature: 1.0,
             target_entropy: None,
@@ -235,6 +295,7 @@ impl SacConfig {
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_eps: 1e-8,
+            weight_decay: 0.0,
             max_grad_norm: None,
             log_std_min: -20.0,
             log_std_max: 2.0,
@@ -274,13 +335,35 @@ impl SacConfig {
         }
     }
 
+    /// The actor's hidden widths.
+    pub fn actor_widths(&self) -> &[usize] {
+        self.actor_hidden.as_deref().unwrap_or(&self.hidden)
+    }
+
+    /// Each critic's hidden widths.
+    pub fn critic_widths(&self) -> &[usize] {
+        self.critic_hidden.as_deref().unwrap_or(&self.hidden)
+    }
+
+    fn network_problem(&self) -> Option<String> {
+        for (name, widths, block) in [("actor", self.actor_widths(), self.actor_block), ("critic", self.critic_widths(), self.critic_block)] {
+            if widths.is_empty() || widths.contains(&0) {
+                return Some(format!("the {name}'s hidden widths need at least one layer, all wider than 0"));
+            }
+            if block == Block::Bronet && widths.iter().any(|&w| w != widths[0]) {
+                return Some(format!("a bronet {name} has one width (its residual blocks add their input), got {widths:?}"));
+            }
+        }
+        None
+    }
+
     // The negated comparisons are deliberate: a NaN must fail them.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self, num_tasks: usize) -> Result<(), AgentError> {
         let problem = if num_tasks == 0 {
             Some("the environment has no tasks".to_string())
-        } else if self.hidden.is_empty() || self.hidden.contains(&0) {
-            Some("`hidden` needs at least one layer, all wider than 0".to_string())
+        } else if let Some(problem) = self.network_problem() {
+            Some(problem)
         } else if self.batch_size < num_tasks {
             Some(format!("batch_size {} is smaller than the number of tasks {num_tasks}", self.batch_size))
         } else if self.replay_capacity < num_tasks {
@@ -293,6 +376,12 @@ impl SacConfig {
             Some("log_std_min must be below log_std_max".to_string())
         } else if !(self.init_temperature > 0.0) {
             Some("init_temperature must be positive".to_string())
+        } else if !(self.weight_decay >= 0.0) {
+            Some("weight_decay must be 0 or more".to_string())
+        } else if self.critic == CriticHead::Categorical && self.num_bins < 2 {
+            Some("a categorical critic needs num_bins of at least 2".to_string())
+        } else if !(self.v_max > 0.0) {
+            Some("v_max must be positive".to_string())
         } else if self.max_grad_norm.is_some_and(|c| !(c > 0.0)) {
             Some("max_grad_norm must be positive".to_string())
         } else {

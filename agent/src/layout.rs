@@ -183,7 +183,39 @@ impl Layout {
     /// blocks `k` must each be contiguous, or added to them when `accumulate`. A task without
     /// samples gets zeros.
     pub fn layer_task_gradients(&self, x: &Tensor, delta: &Tensor, weight: &Tensor, bias: &Tensor, accumulate: bool) {
-        let (x, delta) = match self {
+        let (x, delta) = self.by_task(x, delta);
+        let delta_t = delta.transpose(1, 2);
+        if accumulate {
+            let _ = weight.shallow_clone().baddbmm_(&delta_t, &x);
+            let _ = bias.shallow_clone().g_add_(&delta.sum_dim_intlist(1, false, delta.kind()));
+        } else {
+            let _ = delta_t.bmm_out(weight, &x);
+            let _ = delta.sum_intlist_out(bias, 1, false, delta.kind());
+        }
+    }
+
+    /// Each task's gradient of a LayerNorm's gain and bias from its standardised input `x` and
+    /// the signal `delta` of its output: `sum over task k's samples of delta * x` (elementwise)
+    /// and of `delta`, written into (or, with `accumulate`, added to) `gain` and `bias`
+    /// (`[K, width]`). A task without samples gets zeros.
+    pub fn norm_task_gradients(&self, x: &Tensor, delta: &Tensor, gain: &Tensor, bias: &Tensor, accumulate: bool) {
+        let (x, delta) = self.by_task(x, delta);
+        let gain_gradient = (&delta * x).sum_dim_intlist(1, false, delta.kind());
+        let bias_gradient = delta.sum_dim_intlist(1, false, delta.kind());
+        for (target, gradient) in [(gain, gain_gradient), (bias, bias_gradient)] {
+            let mut target = target.shallow_clone();
+            if accumulate {
+                let _ = target.g_add_(&gradient);
+            } else {
+                target.copy_(&gradient);
+            }
+        }
+    }
+
+    /// Per-sample inputs and signals of a layer as `[K, n, features]`, padding rows with a zero
+    /// signal.
+    fn by_task(&self, x: &Tensor, delta: &Tensor) -> (Tensor, Tensor) {
+        match self {
             Layout::Flat { padding: None, num_tasks, per_task, .. } => {
                 (x.view([*num_tasks, *per_task, -1]), delta.view([*num_tasks, *per_task, -1]))
             }
@@ -192,14 +224,6 @@ impl Layout {
                 (delta.index_select(0, gather) * real).view([*num_tasks, *per_task, -1]),
             ),
             Layout::TaskMajor { .. } => (x.shallow_clone(), delta.shallow_clone()),
-        };
-        let delta_t = delta.transpose(1, 2);
-        if accumulate {
-            let _ = weight.shallow_clone().baddbmm_(&delta_t, &x);
-            let _ = bias.shallow_clone().g_add_(&delta.sum_dim_intlist(1, false, delta.kind()));
-        } else {
-            let _ = delta_t.bmm_out(weight, &x);
-            let _ = delta.sum_intlist_out(bias, 1, false, delta.kind());
         }
     }
 }

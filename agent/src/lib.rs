@@ -7,9 +7,13 @@
 
 mod adam;
 pub mod bench;
+#[cfg(test)]
+mod brc_reference;
+mod categorical;
 mod checkpoint;
 mod component;
 mod config;
+mod critic;
 pub mod counting;
 mod error;
 mod layout;
@@ -17,6 +21,7 @@ mod network;
 mod phases;
 mod policy;
 mod replay;
+mod return_range;
 mod sac;
 mod task_gradients;
 #[cfg(test)]
@@ -24,7 +29,7 @@ mod testing;
 
 pub use component::ComponentReport;
 pub use phases::Phases;
-pub use config::{Architecture, CombineConfig, Component, DeviceChoice, LsReduction, NashFallback, SacConfig, Sampling, Temperature};
+pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
-pub use sac::{ActionMode, Sac, UpdateReport};
+pub use sac::{ActionMode, ParameterCounts, Sac, UpdateReport};

@@ -23,6 +23,11 @@ impl SquashedGaussian {
         self.net.has_per_task_layers()
     }
 
+    /// Parameters over all tasks.
+    pub fn num_parameters(&self) -> usize {
+        self.net.num_parameters()
+    }
+
     fn mean_and_log_std(&self, weights: Weights, obs: &Tensor) -> (Tensor, Tensor) {
         let out = self.net.forward(weights, obs).chunk(2, -1);
         // A smooth map of the raw output onto [min, max], unlike clamping it keeps a gradient.
@@ -47,5 +52,37 @@ impl SquashedGaussian {
     /// The deterministic (evaluation) action `tanh(mean)`.
     pub fn mean_action(&self, weights: Weights, obs: &Tensor) -> Tensor {
         self.mean_and_log_std(weights, obs).0.tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brc_reference::{bronet_names, max_difference, Vectors};
+    use crate::config::Block;
+
+    #[test]
+    fn a_bronet_policy_matches_brc() {
+        let v = Vectors::load("actor.json");
+        let device = crate::testing::tch_device();
+        // BRC's actor: a BroNet of one block, then a mean head and a log-std head; here one head
+        // of both, the mean first.
+        let policy = SquashedGaussian::new(Mlp::built(10, &[8, 8], 6, Block::Bronet, false, |_, _| false, 1), -10.0, 2.0);
+        let param = |name: &str| v.param("params", name, device);
+        let mut tensors: Vec<Tensor> = bronet_names("BroNet_0/", 1, false).iter().map(|name| param(name)).collect();
+        tensors.push(Tensor::cat(&[param("Dense_0/kernel"), param("Dense_1/kernel")], 0));
+        tensors.push(Tensor::cat(&[param("Dense_0/bias"), param("Dense_1/bias")], 0));
+        let (mean, log_std) = policy.mean_and_log_std(Weights::new(&tensors), &v.tensor("inputs", device));
+        assert!(max_difference(&mean, &v.tensor("means", device)) < 1e-5);
+        assert!(max_difference(&log_std.exp(), &v.tensor("stds", device)) < 1e-5);
+        // The log-probability of given actions, through the noise that gives them. This crate's
+        // squash correction adds 1e-6 inside its log (as mtrl) where distrax's is exact, a few
+        // 1e-6 per action dimension at these actions.
+        let actions = v.tensor("actions", device);
+        let noise = (actions.atanh() - &mean) / log_std.exp();
+        let (sampled, log_prob) = policy.sample(Weights::new(&tensors), &v.tensor("inputs", device), &noise);
+        assert!(max_difference(&sampled, &actions) < 1e-5);
+        let error = max_difference(&log_prob, &v.tensor("log_probs", device));
+        assert!(error < 1e-4, "off by {error}");
     }
 }

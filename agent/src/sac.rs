@@ -3,12 +3,15 @@
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::adam::FlatParams;
 use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
-use crate::config::{Architecture, Component, LsReduction, NashFallback, SacConfig, Temperature};
+use crate::categorical::Support;
+use crate::config::{Architecture, Component, CriticHead, LsReduction, NashFallback, RewardScaling, SacConfig, Temperature};
+use crate::critic::TwinCritic;
 use crate::counting::{download, host_syncs, upload};
 use crate::layout::{layout_for, Layout};
-use crate::network::{Mlp, Param, TwinCritic, Weights};
+use crate::network::{Mlp, Param, Weights};
 use crate::policy::SquashedGaussian;
 use crate::replay::{HostBatch, ReplayBuffer};
+use crate::return_range::ReturnRange;
 use crate::AgentError;
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
@@ -25,6 +28,14 @@ pub enum ActionMode {
     Stochastic,
     /// `tanh(mean)` (evaluation).
     Deterministic,
+}
+
+/// Parameters per network, over all tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ParameterCounts {
+    pub actor: usize,
+    /// Both Q-networks.
+    pub critic: usize,
 }
 
 /// What one SAC update did, for logging.
@@ -80,6 +91,10 @@ pub struct Sac {
     pub(crate) shared_last_good: Option<Vec<f64>>,
     pub(crate) replay: ReplayBuffer,
     pub(crate) rng: ChaCha8Rng,
+    /// Under [`RewardScaling::ReturnRange`], each task's range of returns.
+    pub(crate) return_range: Option<ReturnRange>,
+    /// Each task's temperature after the last update (the reward scale depends on it).
+    pub(crate) alpha_values: Vec<f64>,
     /// The layout of one row per task and the task ids, made by the first [`Sac::act`].
     act_layout: Option<(Layout, Tensor)>,
 }
@@ -101,11 +116,16 @@ impl Sac {
         };
         let input = obs_dim + if config.task_one_hot { k } else { 0 };
         let actor = SquashedGaussian::new(
-            Mlp::new(input, &config.hidden, 2 * action_dim, per_task_layer, k),
+            Mlp::built(input, config.actor_widths(), 2 * action_dim, config.actor_block, config.layer_norm, per_task_layer, k),
             config.log_std_min,
             config.log_std_max,
         );
-        let critic = TwinCritic::new(Mlp::new(input + action_dim, &config.hidden, 1, per_task_layer, k));
+        let (critic_outputs, support) = match config.critic {
+            CriticHead::Scalar => (1, None),
+            CriticHead::Categorical => (config.num_bins, Some(Support::new(config.num_bins, config.v_max, device))),
+        };
+        let critic_net = Mlp::built(input + action_dim, config.critic_widths(), critic_outputs, config.critic_block, config.layer_norm, per_task_layer, k);
+        let critic = TwinCritic::new(critic_net, support);
         let critic_params = critic.init(device, &mut rng);
         let per_task_alpha = config.temperature == Temperature::PerTask;
         let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
@@ -124,6 +144,7 @@ impl Sac {
                 beta1: config.adam_beta1,
                 beta2: config.adam_beta2,
                 eps: config.adam_eps,
+                weight_decay: if component == Component::Alpha { 0.0 } else { config.weight_decay },
                 max_grad_norm: config.max_grad_norm,
                 update_weights_every: config.combine.update_weights_every,
                 max_consecutive_skips: config.max_consecutive_skips,
@@ -141,6 +162,8 @@ impl Sac {
         Ok(Self {
             shared_last_good: shared_nash.then(|| vec![1.0 / k as f64; k]),
             target_entropy: config.target_entropy.unwrap_or(-(action_dim as f64)),
+            return_range: (config.reward_scaling == RewardScaling::ReturnRange).then(|| ReturnRange::new(k, config.gamma, config.v_max)),
+            alpha_values: vec![config.init_temperature; k],
             config,
             num_tasks: k,
             obs_dim,
@@ -180,6 +203,12 @@ impl Sac {
 
     pub fn replay(&self) -> &ReplayBuffer {
         &self.replay
+    }
+
+    /// The number of parameters of the actor and of the critic (both Q-networks), over all
+    /// tasks: a per-task layer counts once per task.
+    pub fn parameter_counts(&self) -> ParameterCounts {
+        ParameterCounts { actor: self.actor.num_parameters(), critic: self.critic.num_parameters() }
     }
 
     /// Updates done so far (skipped ones included).
@@ -248,6 +277,9 @@ impl Sac {
 
     /// Stores the transitions of one vector step taken from `obs` with `actions`.
     pub fn observe(&mut self, obs: &[f32], actions: &[f32], step: &VecStep) -> Result<(), AgentError> {
+        if let Some(range) = &mut self.return_range {
+            range.observe(&step.rewards, &step.terminated, &step.truncated);
+        }
         self.replay.push(obs, actions, &step.rewards, &step.next_obs, &step.terminated)
     }
 
@@ -263,14 +295,20 @@ impl Sac {
         let (actor, critic) = (&self.actor, &self.critic);
         let alpha = alpha_per_task(&self.alpha_learner.params, k).detach();
 
-        // Critic: both Q-networks regress on the soft Bellman target of the current policy.
+        // Critic: both Q-networks learn the soft Bellman target of the current policy.
         let target_q = tch::no_grad(|| {
             let next_obs = layout.arrange(&batch.next_obs);
             let (next_action, next_log_prob) =
                 actor.sample(Weights::new(&self.actor_learner.params), &next_obs, &layout.arrange(&batch.next_noise));
-            let (q1, q2) = critic.q_values(Weights::new(&self.critic_target.views), &next_obs, &next_action);
-            let soft_value = q1.minimum(&q2) - layout.per_task(&alpha) * next_log_prob;
-            layout.to_flat(&(layout.arrange(&batch.reward) + gamma * layout.arrange(&batch.not_done) * soft_value))
+            let target = critic.bellman_target(
+                Weights::new(&self.critic_target.views),
+                &next_obs,
+                &next_action,
+                &layout.arrange(&batch.reward),
+                &(layout.arrange(&batch.not_done) * gamma),
+                &(layout.per_task(&alpha) * next_log_prob),
+            );
+            layout.to_flat(&target)
         });
         let bellman_target_ms = start.elapsed().as_secs_f64() * 1e3 - sample_ms;
         let shares = |learner: &ComponentLearner| learner.combiner.method() == Method::Nash;
@@ -316,6 +354,7 @@ impl Sac {
             }
         }
         let alpha_values = if rest.len() == 1 { vec![rest[0]; k] } else { rest.to_vec() };
+        self.alpha_values.clone_from(&alpha_values);
         Ok(UpdateReport {
             critic: critic_report,
             actor: actor_report,
@@ -349,7 +388,15 @@ impl Sac {
         let rows = host.task.len();
         let noise: Vec<f32> = (0..2 * rows * self.action_dim).map(|_| self.rng.sample(StandardNormal)).collect();
         let task: Vec<f32> = host.task.iter().map(|&k| k as f32).collect();
-        let pieces: [&[f32]; 8] = [&host.obs, &host.action, &host.reward, &host.next_obs, &host.not_done, &noise[..noise.len() / 2], &noise[noise.len() / 2..], &task];
+        // BRC scales sampled rewards (the buffer keeps them as they came) by the current range.
+        let reward: Vec<f32> = match &self.return_range {
+            Some(range) => {
+                let scales = range.reward_scales(&self.alpha_values, self.target_entropy);
+                host.reward.iter().zip(&host.task).map(|(&r, &k)| (f64::from(r) * scales[k as usize]) as f32).collect()
+            }
+            None => host.reward.clone(),
+        };
+        let pieces: [&[f32]; 8] = [&host.obs, &host.action, &reward, &host.next_obs, &host.not_done, &noise[..noise.len() / 2], &noise[noise.len() / 2..], &task];
         let (layout, all) = Layout::with_batch(&host.counts, self.has_per_task_layers(), &pieces.concat(), self.device);
         let mut start = 0;
         let [obs, action, reward, next_obs, not_done, noise, next_noise, task] = pieces.map(|piece| {
@@ -373,15 +420,14 @@ impl Sac {
     }
 }
 
-/// `[K]`: each task's mean of `(Q1 - y)^2 + (Q2 - y)^2`.
-fn critic_task_losses(critic: &TwinCritic, weights: Weights, layout: &Layout, batch: &Batch, target_q: &Tensor) -> Tensor {
-    let (q1, q2) = critic.q_values(weights, &layout.arrange(&batch.obs), &layout.arrange(&batch.action));
-    let target_q = layout.arrange(target_q);
-    layout.task_means(&((q1 - &target_q).square() + (q2 - &target_q).square()))
+/// `[K]`: each task's mean of the two Q-networks' summed losses against the target (see
+/// [`TwinCritic::loss`]).
+fn critic_task_losses(critic: &TwinCritic, weights: Weights, layout: &Layout, batch: &Batch, target: &Tensor) -> Tensor {
+    layout.task_means(&critic.loss(weights, &layout.arrange(&batch.obs), &layout.arrange(&batch.action), &layout.arrange(target)))
 }
 
-/// `[K]`: each task's mean of `alpha_k log pi(a|s) - min(Q1, Q2)(s, a)` with `a ~ pi(s)`, and
-/// the per-sample log-probabilities.
+/// `[K]`: each task's mean of `alpha_k log pi(a|s) - Q(s, a)` with `a ~ pi(s)` (`Q` as
+/// [`TwinCritic::value`]), and the per-sample log-probabilities.
 fn actor_task_losses(
     actor: &SquashedGaussian,
     critic: &TwinCritic,
@@ -393,8 +439,8 @@ fn actor_task_losses(
 ) -> (Tensor, Tensor) {
     let obs = layout.arrange(&batch.obs);
     let (action, log_prob) = actor.sample(weights, &obs, &layout.arrange(&batch.noise));
-    let (q1, q2) = critic.q_values(Weights::new(critic_params), &obs, &action);
-    (layout.task_means(&(layout.per_task(alpha) * &log_prob - q1.minimum(&q2))), log_prob)
+    let q = critic.value(Weights::new(critic_params), &obs, &action);
+    (layout.task_means(&(layout.per_task(alpha) * &log_prob - q)), log_prob)
 }
 
 /// `alpha_k = exp(log_alpha)` for every task, from one shared value (`[1]`), its per-task
@@ -406,6 +452,7 @@ fn alpha_per_task(log_alpha: &[Tensor], num_tasks: usize) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Block;
     use crate::phases::Phases;
     use crate::task_gradients::Sharing;
     use crate::testing::small_sac;
@@ -438,18 +485,37 @@ mod tests {
 
     #[test]
     fn per_task_gradients_from_one_backward_equal_separate_backward_passes() {
-        for (architecture, temperature) in [
-            (Architecture::MtSac, Temperature::Shared),
-            (Architecture::MultiHead, Temperature::PerTask),
-            (Architecture::PerTask, Temperature::Shared),
-        ] {
-            let mut sac = small_sac(architecture, temperature, 7, |config| config);
+        let plain = |config: SacConfig| config;
+        let brc = |config: SacConfig| SacConfig {
+            critic_block: Block::Bronet,
+            actor_block: Block::Bronet,
+            critic_hidden: Some(vec![16, 16, 16]),
+            critic: CriticHead::Categorical,
+            num_bins: 11,
+            ..config
+        };
+        let layer_norm = |config: SacConfig| SacConfig { layer_norm: true, actor_hidden: Some(vec![8]), ..config };
+        let configs: [(Architecture, Temperature, &dyn Fn(SacConfig) -> SacConfig); 7] = [
+            (Architecture::MtSac, Temperature::Shared, &plain),
+            (Architecture::MultiHead, Temperature::PerTask, &plain),
+            (Architecture::PerTask, Temperature::Shared, &plain),
+            (Architecture::MtSac, Temperature::Shared, &brc),
+            (Architecture::MultiHead, Temperature::PerTask, &brc),
+            (Architecture::PerTask, Temperature::Shared, &brc),
+            (Architecture::MtSac, Temperature::Shared, &layer_norm),
+        ];
+        for (architecture, temperature, adjust) in configs {
+            let mut sac = small_sac(architecture, temperature, 7, adjust);
             let host = sac.replay.sample(45, &mut sac.rng).unwrap();
             assert!(host.counts.iter().any(|&n| n != host.counts[0]), "uneven task counts exercise the padding");
             let (batch, layout) = sac.batch_on_device(&host);
             let k = sac.num_tasks;
             let alpha = alpha_per_task(&sac.alpha_learner.params, k).detach();
-            let target_q = Tensor::randn([host.task.len() as i64], (Kind::Float, sac.device));
+            let rows = host.task.len() as i64;
+            let target_q = match sac.config.critic {
+                CriticHead::Scalar => Tensor::randn([rows], (Kind::Float, sac.device)),
+                CriticHead::Categorical => Tensor::randn([rows, sac.config.num_bins as i64], (Kind::Float, sac.device)).softmax(-1, Kind::Float),
+            };
             let critic_params = sac.critic_learner.detached();
             let (actor, critic) = (&sac.actor, &sac.critic);
             assert_task_gradients_match(&mut sac.critic_learner, &layout, |weights, layout| {

@@ -4,7 +4,7 @@
 //! matrix `J J^T` as one product, and the direction `d = w^T J` as another. Only `K x K` values (with the losses) reach the host.
 use crate::phases::{lap, Phases};
 use crate::layout::Layout;
-use crate::network::{Param, Taps, Weights};
+use crate::network::{Param, TapKind, Taps, Weights};
 use crate::AgentError;
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -141,7 +141,10 @@ impl TaskGradientPass {
                 grads[i].get_or_insert_with(|| shared_view(i));
             }
             let view = |i: usize| grads[i].as_ref().expect("just set");
-            layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate);
+            match tap.kind {
+                TapKind::Linear => layout.layer_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate),
+                TapKind::Norm => layout.norm_task_gradients(&tap.input, &delta, view(weight), view(bias), accumulate),
+            }
         }
         // One product for the whole component: per layer, it was one launch per tap.
         let gram = shared.mm(&shared.tr());

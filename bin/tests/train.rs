@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn bad_input_exits_2_with_one_line_and_creates_nothing() {
     let out = scratch("rejected");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--method", "nope"], "unknown method 'nope'"),
         (&["--method", "fairgrad", "--alpha", "-1"], "alpha"),
         (&["--method", "ls", "--alpha", "2"], "does not take alpha"),
@@ -19,6 +19,7 @@ fn bad_input_exits_2_with_one_line_and_creates_nothing() {
         (&["--set", "run.steps"], "expected key=value"),
         (&["--preset", "toy", "--seed-list", "1,1"], "seed 1 is listed twice"),
         (&["--preset", "toy", "--batch-size", "2"], "batch_size 2"),
+        (&["--preset", "toy", "--set", "run.updates_per_step=0"], "run.updates_per_step must be at least 1"),
     ];
     for (args, message) in cases {
         let mut full = vec!["train", "--out", out.to_str().unwrap()];
@@ -124,6 +125,8 @@ fn two_seeds_train_in_parallel_with_tensorboard_metrics_summaries_and_evaluable_
         let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
         assert_eq!(summary["steps"], 300);
         assert_eq!(summary["updates"], 20 + 199, "initial updates, then one per step after the random ones");
+        // 6-dim observations, 2-dim actions, 16x16: the actor's 7*16 + 17*16 + 17*4, each Q-network's 9*16 + 17*16 + 17.
+        assert_eq!((&summary["parameters"]["actor"], &summary["parameters"]["critic"]), (&452.into(), &(2 * 433).into()));
         let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
         let steps: Vec<&str> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
         assert_eq!(steps, ["0", "100", "200", "300"]);
@@ -132,7 +135,7 @@ fn two_seeds_train_in_parallel_with_tensorboard_metrics_summaries_and_evaluable_
         assert_eq!(summary["best_success"].as_f64(), Some(best));
 
         let scalars = tensorboard_scalars(&dir);
-        for tag in ["eval/success", "eval/success/reach-1", "train/success", "train/episode_reward/reach-2", "loss/critic", "loss/actor", "loss/alpha", "alpha", "weights/critic/reach-0-loud", "time/update_ms", "time/solver_us", "perf/steps_per_s"] {
+        for tag in ["parameters/actor", "parameters/critic", "eval/success", "eval/success/reach-1", "train/success", "train/episode_reward/reach-2", "loss/critic", "loss/actor", "loss/alpha", "alpha", "weights/critic/reach-0-loud", "time/update_ms", "time/solver_us", "perf/steps_per_s"] {
             assert!(scalars.get(tag).is_some(), "seed {seed}: no {tag} in {:?}", scalars.as_object().unwrap().keys());
         }
         let eval: Vec<(u64, f64)> = scalars["eval/success"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
@@ -221,6 +224,15 @@ fn progress_lines_state_the_device_mark_early_etas_and_give_the_whole_runs() {
     assert_eq!(device, "cpu (auto: libtorch sees no GPU although an NVIDIA driver is here)");
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_dir_all(&fake).unwrap();
+}
+
+#[test]
+fn updates_per_step_is_the_replay_ratio_after_the_initial_updates() {
+    let out = scratch("replay-ratio");
+    train_tiny(&out, &["--seeds", "1", "--steps", "150", "--set", "run.updates_per_step=2"]);
+    let summary = read_json(&out.join("seed-1/summary.json"));
+    assert_eq!(summary["updates"], 20 + 2 * 49, "20 initial updates at step 100, then 2 per step from 101 to 149");
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 fn wait_for(path: &Path) {

@@ -39,8 +39,12 @@ pub struct RunSettings {
     pub seeds: Vec<u64>,
     /// Steps taken with uniform random actions before learning starts.
     pub random_steps: u64,
-    /// Updates done at once when the random steps are over; one per step after that.
+    /// Updates done at once when the random steps are over; `updates_per_step` per step after
+    /// that.
     pub initial_updates: u64,
+    /// Updates per vector step once learning runs (the replay ratio; BRC does 2).
+    #[serde(default = "updates_per_step_default", skip_serializing_if = "is_one")]
+    pub updates_per_step: u64,
     pub eval_every: u64,
     /// Deterministic episodes per task in each evaluation.
     pub eval_episodes: usize,
@@ -63,6 +67,14 @@ fn checkpoint_replay_default() -> bool {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn updates_per_step_default() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl RunConfig {
@@ -125,6 +137,9 @@ impl RunConfig {
         }
         if run.random_steps == 0 {
             bail!("run.random_steps must be at least 1 (the first updates need transitions to sample)");
+        }
+        if run.updates_per_step == 0 {
+            bail!("run.updates_per_step must be at least 1");
         }
         if run.seeds.is_empty() {
             bail!("run.seeds is empty");

@@ -190,6 +190,9 @@ pub struct Summary {
     /// What the last session trained on: `cuda:0 (NVIDIA H200)`, `cpu`, or `cpu (auto: why)`.
     #[serde(default)]
     pub device: String,
+    /// Parameters of the `actor` and the `critic` (both Q-networks), over all tasks.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, u64>,
 }
 
 pub fn read_summary(seed_dir: &Path) -> anyhow::Result<Option<Summary>> {

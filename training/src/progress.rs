@@ -50,6 +50,7 @@ pub struct Pace {
     steps: u64,
     random_steps: u64,
     initial_updates: u64,
+    updates_per_step: u64,
     timed_updates: u64,
     update_s_total: f64,
     /// Where the phase under way started: seconds, step, and whether it is one update per step.
@@ -58,9 +59,10 @@ pub struct Pace {
 
 impl Pace {
     /// A seed of `steps` vector steps, the first `random_steps` with random actions, then
-    /// `initial_updates` at once; [`Pace::enter`] its first phase.
-    pub fn new(steps: u64, random_steps: u64, initial_updates: u64) -> Self {
-        Self { steps, random_steps, initial_updates, timed_updates: 0, update_s_total: 0.0, phase: (0.0, 0, false) }
+    /// `initial_updates` at once, then `updates_per_step` per step; [`Pace::enter`] its first
+    /// phase.
+    pub fn new(steps: u64, random_steps: u64, initial_updates: u64, updates_per_step: u64) -> Self {
+        Self { steps, random_steps, initial_updates, updates_per_step, timed_updates: 0, update_s_total: 0.0, phase: (0.0, 0, false) }
     }
 
     /// A phase starts at `now_s` and `step`; `learning`: one update per step.
@@ -84,7 +86,7 @@ impl Pace {
         }
         let update_s = self.update_s_total / self.timed_updates as f64;
         let settled = learning && seconds >= SETTLED_S && stepped >= 10;
-        let step_s = if settled { seconds / stepped as f64 } else { update_s };
+        let step_s = if settled { seconds / stepped as f64 } else { update_s * self.updates_per_step as f64 };
         let learning_steps_left = self.steps.saturating_sub(step.max(self.random_steps));
         let eta = Eta {
             left_s: initial_updates_left as f64 * update_s + learning_steps_left as f64 * step_s,
@@ -360,7 +362,7 @@ mod tests {
 
     /// MT10's shape: 2M steps, 1,500 random ones, then 1,500 updates at once.
     fn mt10_pace() -> Pace {
-        let mut pace = Pace::new(2_000_000, 1_500, 1_500);
+        let mut pace = Pace::new(2_000_000, 1_500, 1_500, 1);
         pace.enter(0.0, 0, false);
         pace
     }

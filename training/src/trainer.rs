@@ -1,6 +1,7 @@
 //! One seed's training, the papers' protocol: uniform random actions for the first
-//! `random_steps` vector steps, then `initial_updates` updates at once, then one update per
-//! vector step; a deterministic evaluation every `eval_every` steps (and at 0 and the end).
+//! `random_steps` vector steps, then `initial_updates` updates at once, then `updates_per_step`
+//! updates per vector step; a deterministic evaluation every `eval_every` steps (and at 0 and
+//! the end).
 //!
 //! The env steps on the envs crate's worker thread while the learner updates: at each step the
 //! learner picks actions, hands them over, runs its update, then collects the transitions, so
@@ -72,9 +73,12 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
     // updates) before learning resumes.
     let mut refill = if state.step >= run.random_steps && sac.replay().is_empty() { run.random_steps } else { 0 };
     if state.step == 0 {
+        for (network, count) in parameter_counts(&sac) {
+            log.scalar(&format!("parameters/{network}"), count as f64, 0);
+        }
         evaluate_now(&mut sac, job, &mut log, 0, 0.0)?;
     }
-    let mut pace = Pace::new(run.steps, run.random_steps, run.initial_updates);
+    let mut pace = Pace::new(run.steps, run.random_steps, run.initial_updates, run.updates_per_step);
     pace.enter(session.elapsed().as_secs_f64(), state.step, refill == 0 && state.step > run.random_steps);
     job.progress.update(job.slot, status(&state, &log, &pace, stepping(&state)), true);
     while state.step < run.steps {
@@ -95,7 +99,7 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
                 job.progress.update(job.slot, status(&state, &log, &pace, SeedState::InitialUpdates), true);
                 run.initial_updates - state.initial_updates_done
             }
-            true => 1,
+            true => run.updates_per_step,
         };
         for _ in 0..updates {
             // The initial updates take minutes at MT10 scale: a stop must not wait for them.
@@ -203,7 +207,13 @@ fn summarize(job: &SeedJob, sac: &Sac, state: &TrainerState, log: &Logbook, devi
         fallbacks: sac.fallbacks().iter().map(|(component, n)| (component.to_string(), *n)).collect(),
         refill_steps: state.refill_steps,
         device,
+        parameters: parameter_counts(sac).into_iter().map(|(network, count)| (network.to_string(), count)).collect(),
     }
+}
+
+fn parameter_counts(sac: &Sac) -> [(&'static str, u64); 2] {
+    let counts = sac.parameter_counts();
+    [("actor", counts.actor as u64), ("critic", counts.critic as u64)]
 }
 
 /// Training scalars accumulated over one log interval.
