@@ -99,6 +99,9 @@ pub(crate) struct ComponentLearner {
     max_consecutive_skips: usize,
     /// `ls` as the mean over all samples of the batch (`w_k = n_k / B`) instead of over tasks.
     batch_mean: bool,
+    /// Set for one update: a method without per-task gradients (`ls`) takes that update from
+    /// them, so its Gram is reported for the conflict diagnostics (`run.log_conflicts_every`).
+    pub measure_conflicts: bool,
     /// The weights of the last refresh, reused until the next; a solve that falls back leaves
     /// them as they are.
     pub weights: Vec<f64>,
@@ -161,6 +164,7 @@ impl ComponentLearner {
             max_grad_norm: settings.max_grad_norm,
             max_consecutive_skips: settings.max_consecutive_skips,
             batch_mean: settings.batch_mean,
+            measure_conflicts: false,
             weights,
             uploaded_weights,
             updates: 0,
@@ -202,7 +206,11 @@ impl ComponentLearner {
         let start = Instant::now();
         let syncs = host_syncs();
         let mut report = ComponentReport::empty(self.component);
-        let refresh = self.combiner.needs().per_task_gradients() && self.updates.is_multiple_of(self.update_weights_every);
+        let measure_conflicts = std::mem::take(&mut self.measure_conflicts);
+        let refresh = match self.combiner.needs().per_task_gradients() {
+            true => self.updates.is_multiple_of(self.update_weights_every),
+            false => measure_conflicts,
+        };
         self.updates += 1;
         let direction = if refresh {
             self.combined_task_gradients(layout, rng, shared_last_good, &mut task_losses, &mut report)?
@@ -341,6 +349,10 @@ impl ComponentLearner {
             Ok(combination) => combination,
             Err(reason) => return Ok(Err(reason)),
         };
+        // `ls` measuring its conflicts: the direction is the one its weighted loss would give.
+        if self.batch_mean {
+            self.weights = layout.sample_shares();
+        }
         since = Instant::now();
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
         let (weights, shared_direction, shared_squared_norm) = match combination {
