@@ -80,6 +80,7 @@ impl Sac {
                 tensors.push((format!("{name}.exp_avg_sq.{i}"), v));
             }
             tensors.extend(learner.gradients.average.iter().map(|y| (format!("{name}.tracked_average"), y)));
+            tensors.extend(learner.gradients.squared_sum.iter().map(|h| (format!("{name}.squared_gradient_sum"), h)));
             let learner_state = LearnerState {
                 method: learner.combiner.method(),
                 adam_step: learner.adam.step,
@@ -148,6 +149,9 @@ impl Sac {
             }
             if let Some(average) = &mut learner.gradients.average {
                 restore(format!("{name}.tracked_average"), average)?;
+            }
+            if let Some(squared_sum) = &mut learner.gradients.squared_sum {
+                restore(format!("{name}.squared_gradient_sum"), squared_sum)?;
             }
             learner.adam.step = learner_state.adam_step;
             learner.updates = learner_state.updates;
@@ -284,20 +288,24 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// MoCo's tracked average and Nash-MTL's shared last good weights are part of the state: a
+    /// MoCo's tracked average, ExcessMTL's sum of squared gradients and Nash-MTL's shared last
+    /// good weights are part of the state: a
     /// resumed agent's next update is the uninterrupted one's, to the bit.
     #[test]
     fn tracked_averages_and_shared_nash_weights_resume_exactly() {
         tch::set_num_threads(1);
-        for method in [Method::Moco, Method::Nash] {
+        for method in [Method::Moco, Method::Nash, Method::ExcessMtl] {
             let combine = |config: SacConfig| SacConfig { combine: CombineConfig::new(method), ..config };
             let (mut trained, mut restored, dir) = trained_and_restored(Architecture::MtSac, Temperature::Shared, combine, 4, true, method.as_str());
             std::fs::remove_dir_all(&dir).unwrap();
             assert_eq!(trained.shared_last_good, restored.shared_last_good);
             for (a, b) in trained.learners().iter().zip(restored.learners()) {
                 assert_eq!(a.gradients.average.is_some(), method == Method::Moco);
-                if let (Some(x), Some(y)) = (&a.gradients.average, &b.gradients.average) {
-                    assert_same(x, y);
+                assert_eq!(a.gradients.squared_sum.is_some(), method == Method::ExcessMtl);
+                for (x, y) in [(&a.gradients.average, &b.gradients.average), (&a.gradients.squared_sum, &b.gradients.squared_sum)] {
+                    if let (Some(x), Some(y)) = (x, y) {
+                        assert_same(x, y);
+                    }
                 }
             }
             let (ours, theirs) = (trained.update().unwrap(), restored.update().unwrap());

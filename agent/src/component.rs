@@ -99,6 +99,9 @@ pub(crate) struct ComponentLearner {
     max_consecutive_skips: usize,
     /// `ls` as the mean over all samples of the batch (`w_k = n_k / B`) instead of over tasks.
     batch_mean: bool,
+    /// Set for one update: a method without per-task gradients (`ls`) takes that update from
+    /// them, so its Gram is reported for the conflict diagnostics (`run.log_conflicts_every`).
+    pub measure_conflicts: bool,
     /// The weights of the last refresh, reused until the next; a solve that falls back leaves
     /// them as they are.
     pub weights: Vec<f64>,
@@ -133,7 +136,7 @@ impl ComponentLearner {
         combiner: Box<dyn Combiner>,
         settings: &LearnerSettings,
     ) -> Self {
-        let gradients = TaskGradientPass::new(&params, num_tasks, combiner.needs().tracked);
+        let gradients = TaskGradientPass::new(&params, num_tasks, combiner.needs());
         let values: Vec<Tensor> = params.into_iter().map(|p| p.value).collect();
         let FlatParams { flat, views } = FlatParams::zeros_like(&values, &gradients.offsets);
         let params = tch::no_grad(|| {
@@ -161,6 +164,7 @@ impl ComponentLearner {
             max_grad_norm: settings.max_grad_norm,
             max_consecutive_skips: settings.max_consecutive_skips,
             batch_mean: settings.batch_mean,
+            measure_conflicts: false,
             weights,
             uploaded_weights,
             updates: 0,
@@ -202,7 +206,11 @@ impl ComponentLearner {
         let start = Instant::now();
         let syncs = host_syncs();
         let mut report = ComponentReport::empty(self.component);
-        let refresh = self.combiner.needs().per_task_gradients() && self.updates.is_multiple_of(self.update_weights_every);
+        let measure_conflicts = std::mem::take(&mut self.measure_conflicts);
+        let refresh = match self.combiner.needs().per_task_gradients() {
+            true => self.updates.is_multiple_of(self.update_weights_every),
+            false => measure_conflicts,
+        };
         self.updates += 1;
         let direction = if refresh {
             self.combined_task_gradients(layout, rng, shared_last_good, &mut task_losses, &mut report)?
@@ -303,6 +311,8 @@ impl ComponentLearner {
         let per_task_squares = self.gradients.per_task_squares(&gradients);
         let TaskGradients { losses, shared, gram, .. } = &gradients;
         let mut pieces = vec![losses.shallow_clone(), gram.reshape([-1]), per_task_squares];
+        let excess_risks = self.gradients.excess_risks(shared);
+        pieces.extend(excess_risks.iter().map(|(_, risks)| risks.shallow_clone()));
         pieces.extend(self.gradients.tracked_products(shared));
         let host = download(&Tensor::cat(&pieces, 0))?;
         report.phases.gram_ms = lap(&mut since);
@@ -310,9 +320,14 @@ impl ComponentLearner {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
         let (gram, rest) = host[k..].split_at(k * k);
-        let (per_task_squares, tracked) = rest.split_at(k);
-        if !gram.iter().chain(rest).all(|g| g.is_finite()) {
+        let (per_task_squares, rest) = rest.split_at(k);
+        let (risks, tracked) = rest.split_at(if excess_risks.is_some() { k } else { 0 });
+        if !gram.iter().chain(per_task_squares).chain(rest).all(|g| g.is_finite()) {
             return Ok(Err(SkipReason::NonFiniteGradient));
+        }
+        // The sum takes this step's squares only once they are known finite.
+        if let Some((updated, _)) = &excess_risks {
+            self.gradients.squared_sum = Some(updated.shallow_clone());
         }
         let gram: Vec<f64> = (0..k * k).map(|ij| 0.5 * (gram[ij] + gram[(ij % k) * k + ij / k])).collect();
         report.gram = Some(gram.clone());
@@ -323,11 +338,21 @@ impl ComponentLearner {
             (average, cross) => Some(Tracked::new(k, average.to_vec(), cross).map_err(|source| self.solver_error(source))?),
         };
         let host_losses = report.task_losses.clone();
-        let input = TaskInput { gram: Some(&gram), losses: Some(&host_losses), jacobian: jacobian.as_ref(), tracked: tracked.as_ref() };
+        let input = TaskInput {
+            gram: Some(&gram),
+            losses: Some(&host_losses),
+            jacobian: jacobian.as_ref(),
+            tracked: tracked.as_ref(),
+            excess_risks: excess_risks.is_some().then_some(risks),
+        };
         let combination = match self.solve(&input, rng, shared_last_good, report)? {
             Ok(combination) => combination,
             Err(reason) => return Ok(Err(reason)),
         };
+        // `ls` measuring its conflicts: the direction is the one its weighted loss would give.
+        if self.batch_mean {
+            self.weights = layout.sample_shares();
+        }
         since = Instant::now();
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
         let (weights, shared_direction, shared_squared_norm) = match combination {

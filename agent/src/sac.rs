@@ -226,6 +226,12 @@ impl Sac {
         self.learners().map(|l| (l.component, l.fallbacks))
     }
 
+    /// The next update of a method without per-task gradients (`ls`) computes them anyway and
+    /// reports each component's Gram, for the conflict diagnostics; its direction is the same.
+    pub fn measure_conflicts_next_update(&mut self) {
+        self.learners_mut().into_iter().for_each(|learner| learner.measure_conflicts = true);
+    }
+
     pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
         [&self.critic_learner, &self.actor_learner, &self.alpha_learner]
     }
@@ -554,6 +560,33 @@ mod safety_tests {
             } else {
                 assert_eq!(Some(&critic.weights), last_refresh.as_ref(), "update {update} reuses the last weights");
             }
+        }
+    }
+
+    /// `ls` asked to measure its conflicts reports each component's Gram for that one update and
+    /// takes the step it takes without (up to rounding: the direction comes from the rows of `J`),
+    /// under both of its reductions.
+    #[test]
+    fn ls_measuring_its_conflicts_reports_grams_and_takes_the_same_step() {
+        for combine in [None, Some(CombineConfig::new(Method::Ls))] {
+            let config = |config: SacConfig| match &combine {
+                Some(combine) => SacConfig { combine: combine.clone(), ..config },
+                None => config,
+            };
+            let mut plain = small_sac(Architecture::MtSac, Temperature::Shared, 7, config);
+            let mut measured = small_sac(Architecture::MtSac, Temperature::Shared, 7, config);
+            let ours = plain.update().unwrap();
+            measured.measure_conflicts_next_update();
+            let theirs = measured.update().unwrap();
+            for (a, b) in [(&ours.critic, &theirs.critic), (&ours.actor, &theirs.actor), (&ours.alpha, &theirs.alpha)] {
+                assert!(a.gram.is_none() && b.gram.is_some(), "{combine:?} {}", a.component);
+                assert_eq!(a.weights, b.weights, "{combine:?} {}", a.component);
+            }
+            for (a, b) in plain.learners().iter().zip(measured.learners()) {
+                let difference = (&a.flat - &b.flat).abs().max().double_value(&[]);
+                assert!(difference < 1e-6, "{combine:?} {}: parameters differ by {difference}", a.component);
+            }
+            assert!(measured.update().unwrap().critic.gram.is_none(), "one update only");
         }
     }
 

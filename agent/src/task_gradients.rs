@@ -60,11 +60,16 @@ pub(crate) struct TaskGradientPass {
     /// The moving average `Y` (`[K, P_shared]`, from zero) of a combiner that tracks the task
     /// gradients (MoCo).
     pub average: Option<Tensor>,
+    /// The running sum `H` (`[K, P_shared]`, from zero) of the squared task gradients of a
+    /// combiner that reads excess risks (ExcessMTL).
+    pub squared_sum: Option<Tensor>,
 }
 
 impl TaskGradientPass {
-    /// `tracks`: keep an average of the task gradients (see [`solvers::Tracked`]).
-    pub fn new(params: &[Param], num_tasks: usize, tracks: bool) -> Self {
+    /// What the combiner needs kept over the task gradients: an average (`needs.tracked`, see
+    /// [`solvers::Tracked`]), a sum of their squares (`needs.excess_risks`, see
+    /// [`solvers::SquaredGradientSum`]).
+    pub fn new(params: &[Param], num_tasks: usize, needs: solvers::Needs) -> Self {
         let sharing: Vec<Sharing> = params.iter().map(Sharing::of).collect();
         let mut offsets = vec![0; params.len()];
         let mut next = 0;
@@ -76,8 +81,9 @@ impl TaskGradientPass {
         }
         let shared_numel = params.iter().zip(&sharing).filter(|(_, &s)| s != Sharing::PerTask).map(|(p, _)| p.value.numel() as i64).sum();
         let device = params[0].value.device();
-        let average = tracks.then(|| Tensor::zeros([num_tasks as i64, shared_numel], (Kind::Float, device)));
-        Self { sharing, offsets, shared_numel, num_tasks, storage: None, average }
+        let zeros = || Tensor::zeros([num_tasks as i64, shared_numel], (Kind::Float, device));
+        let (average, squared_sum) = (needs.tracked.then(zeros), needs.excess_risks.then(zeros));
+        Self { sharing, offsets, shared_numel, num_tasks, storage: None, average, squared_sum }
     }
 
     /// All task gradients of `params` from ONE backward pass of `sum_k L_k`, without extra
@@ -191,6 +197,18 @@ impl TaskGradientPass {
     /// other (`2 K^2` values), when there is one.
     pub fn tracked_products(&self, shared: &Tensor) -> Option<Tensor> {
         self.average.as_ref().map(|y| Tensor::cat(&[y.matmul(&y.tr()).reshape([-1]), y.matmul(&shared.tr()).reshape([-1])], 0))
+    }
+
+    /// `H + J * J` (to keep once the step's gradients are known finite) and the `[K]` excess
+    /// risks `r_i = sum_p J_ip^2 / sqrt(H_ip + J_ip^2 + eps)` (see [`solvers::SquaredGradientSum`]),
+    /// when the combiner reads them.
+    pub fn excess_risks(&self, shared: &Tensor) -> Option<(Tensor, Tensor)> {
+        self.squared_sum.as_ref().map(|h| {
+            let squares = shared.square();
+            let updated = h + &squares;
+            let risks = (squares / (&updated + solvers::SquaredGradientSum::EPSILON).sqrt()).sum_dim_intlist(1, false, Kind::Float);
+            (updated, risks)
+        })
     }
 
     /// Applies a combiner's [`solvers::TrackingUpdate`], `Y <- decay Y + diag(scale) J`

@@ -173,6 +173,12 @@ fn mt_sac_learns_the_toy_suite_with_dbmtl() {
     assert_learns(Method::DbMtl, 0.5);
 }
 
+/// ExcessMTL: its sum of squared gradients is kept on the device, as DB-MTL's average.
+#[test]
+fn mt_sac_learns_the_toy_suite_with_excessmtl() {
+    assert_learns(Method::ExcessMtl, 0.75);
+}
+
 /// The toy preset's suite (one task with 30x rewards), 3,000 steps. Under the shared rule (the
 /// MT10 port's), every component's solve that falls back applies the last good weights of any
 /// component, and every good solve replaces them: the temperature's fallbacks apply the actor's

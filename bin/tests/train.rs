@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn bad_input_exits_2_with_one_line_and_creates_nothing() {
     let out = scratch("rejected");
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--method", "nope"], "unknown method 'nope'"),
         (&["--method", "fairgrad", "--alpha", "-1"], "alpha"),
         (&["--method", "ls", "--alpha", "2"], "does not take alpha"),
@@ -20,6 +20,7 @@ fn bad_input_exits_2_with_one_line_and_creates_nothing() {
         (&["--preset", "toy", "--seed-list", "1,1"], "seed 1 is listed twice"),
         (&["--preset", "toy", "--batch-size", "2"], "batch_size 2"),
         (&["--preset", "toy", "--set", "run.updates_per_step=0"], "run.updates_per_step must be at least 1"),
+        (&["--preset", "toy", "--set", "run.log_conflicts_every=150"], "run.log_conflicts_every (150) must be a multiple of run.log_every (100)"),
     ];
     for (args, message) in cases {
         let mut full = vec!["train", "--out", out.to_str().unwrap()];
@@ -112,6 +113,34 @@ fn conflict_diagnostics_reach_tensorboard() {
     let k = scalars.as_object().unwrap().keys().filter(|t| t.starts_with("gram/critic/norm/")).count() as u64;
     assert_eq!((heat_map[1].as_u64(), heat_map[2].as_u64()), (Some(16 * k), Some(16 * k)), "{images}");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `ls` computes no per-task gradients: with `run.log_conflicts_every` it does every N steps, and
+/// logs the same diagnostics there (only there: the random steps end at 100, the log is every 50).
+#[test]
+fn ls_logs_its_conflicts_every_n_steps_when_asked() {
+    let out = scratch("ls-conflicts");
+    let args = ["--seeds", "1", "--steps", "300", "--method", "ls", "--set", "run.eval_every=300", "--set", "run.checkpoint_every=300"];
+    train_tiny(&out, &[&args[..], &["--set", "run.log_conflicts_every=100"]].concat());
+    let dir = out.join("seed-1");
+    let scalars = tensorboard_scalars(&dir);
+    for tag in ["gram/critic/cos_mean", "gram/actor/cos_min", "gram/critic/conflicts", "gram/critic/norm/reach-1", "gram/critic/direction_norm_ratio"] {
+        let points = scalars.get(tag).unwrap_or_else(|| panic!("no {tag} in {:?}", scalars.as_object().unwrap().keys()));
+        let steps: Vec<u64> = points.as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
+        assert_eq!(steps, [200, 300], "{tag}");
+        assert!(points.as_array().unwrap().iter().all(|p| p[1].as_f64().unwrap().is_finite()), "{tag}: {points}");
+    }
+    assert!(tensorboard_images(&dir).get("gram/critic/cosine").is_some());
+    let csv = std::fs::read_to_string(dir.join("conflicts.csv")).unwrap();
+    let critic_steps: Vec<&str> = csv.lines().filter(|l| l.split(',').nth(1) == Some("critic")).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(critic_steps, ["200", "300"], "{csv}");
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let plain = scratch("ls-no-conflicts");
+    train_tiny(&plain, &args);
+    let scalars = tensorboard_scalars(&plain.join("seed-1"));
+    assert!(scalars.as_object().unwrap().keys().all(|t| !t.starts_with("gram/")), "{:?}", scalars.as_object().unwrap().keys());
+    std::fs::remove_dir_all(&plain).unwrap();
 }
 
 #[test]

@@ -103,6 +103,8 @@ fn bad_input_is_a_one_line_usage_error() {
     assert!(no_losses.contains("famo needs the task losses"), "{no_losses}");
     let graddrop = usage_error(&["--method", "graddrop", "--input", "-"], r#"{"gram": [[1, 0], [0, 1]]}"#);
     assert!(graddrop.contains("needs the full Jacobian"), "{graddrop}");
+    let excessmtl = usage_error(&["--method", "excessmtl", "--input", "-"], r#"{"gram": [[1, 0], [0, 1]]}"#);
+    assert!(excessmtl.contains("excessmtl needs the full Jacobian"), "{excessmtl}");
     let alpha = usage_error(&["--method", "fairgrad", "--alpha", "-1", "--input", "-"], SPEC_JACOBIAN);
     assert!(alpha.contains("invalid alpha = -1"), "{alpha}");
     let unused = usage_error(&["--method", "mgda", "--alpha", "2", "--input", "-"], SPEC_JACOBIAN);

@@ -6,7 +6,7 @@ use solvers::{CombinerConfig, Method, MgdaNormalization, Solver};
 #[derive(Debug, Clone, Args)]
 pub struct CombinerArgs {
     /// ls | fairgrad | nash | mgda | pcgrad | cagrad | imtlg | famo | emtl | rlw | si | uw | dwa | banditmtl | graddrop | moco |
-    /// upgrad | dualproj | config | alignedmtl | gradvac | dbmtl | stch | gradnorm | sdmgrad
+    /// upgrad | dualproj | config | alignedmtl | gradvac | dbmtl | stch | gradnorm | sdmgrad | excessmtl
     #[arg(long, value_parser = parse::<Method>)]
     pub method: Method,
     /// FairGrad's alpha [default: 2]; gradnorm's restoring force [default: 1.5]
@@ -30,7 +30,7 @@ pub struct CombinerArgs {
     /// MGDA's gradient normalisation: none | l2 | loss | loss+ [default: none]
     #[arg(long, value_parser = parse::<MgdaNormalization>)]
     pub normalization: Option<MgdaNormalization>,
-    /// Mirror-ascent step of emtl and banditmtl [default: 0.5]
+    /// Mirror-ascent step of emtl and banditmtl [default: 0.5], excessmtl (LibMTL's robust_step_size) [default: 0.01]
     #[arg(long)]
     pub eta: Option<f64>,
     /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K; moco's L2 term in its

@@ -59,6 +59,13 @@ pub struct RunSettings {
     /// and at the end, into TensorBoard and `videos/`; 0 (the default) films nothing.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub video_every: u64,
+    /// Methods without per-task gradients (`ls` and the loss weightings) compute none and so no
+    /// Gram: with N > 0 (a multiple of `log_every`), the first update of the step before every
+    /// N-th step computes them, and the diagnostics (`gram/...`, conflicts.csv) are logged as a
+    /// gradient method's; 0 (the default) costs nothing. Gradient methods log theirs every
+    /// `log_every`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_conflicts_every: u64,
 }
 
 fn checkpoint_replay_default() -> bool {
@@ -149,6 +156,13 @@ impl RunConfig {
         }
         if let EnvConfig::MetaWorld(mw) = &self.env {
             mw.validate()?;
+        }
+        if !run.log_conflicts_every.is_multiple_of(run.log_every) {
+            bail!(
+                "run.log_conflicts_every ({}) must be a multiple of run.log_every ({}): the Gram is logged with the other training scalars",
+                run.log_conflicts_every,
+                run.log_every
+            );
         }
         if run.video_every > 0 {
             if !run.video_every.is_multiple_of(run.eval_every) {

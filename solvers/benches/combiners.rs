@@ -2,7 +2,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use solvers::{combine, CombinerConfig, Jacobian, Method, Solver, TaskInput, Tracked};
+use solvers::{combine, CombinerConfig, Jacobian, Method, Solver, SquaredGradientSum, TaskInput, Tracked};
 use std::hint::black_box;
 
 /// Random gradients sharing a common component, so some pairs conflict and some agree.
@@ -33,7 +33,8 @@ fn bench(c: &mut Criterion) {
         let (jacobian, losses) = problem(k, 256, k as u64);
         let gram = jacobian.gram();
         let tracked = Tracked::zero(k);
-        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: Some(&tracked) };
+        let risks = SquaredGradientSum::zeros(k, jacobian.p()).excess_risks(&jacobian);
+        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: Some(&tracked), excess_risks: Some(&risks) };
         let mut group = c.benchmark_group(format!("K={k}"));
         for (name, config) in configs() {
             let Ok(mut combiner) = config.build(k) else {

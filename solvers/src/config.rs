@@ -1,5 +1,5 @@
 use crate::methods::{
-    AlignedMtl, BanditMtl, Cagrad, CagradExact, ConFig, DbMtl, DualProj, Dwa, Emtl, Famo, FairGradExact, FairGradSgd, GradDrop,
+    AlignedMtl, BanditMtl, Cagrad, CagradExact, ConFig, DbMtl, DualProj, Dwa, Emtl, ExcessMtl, Famo, FairGradExact, FairGradSgd, GradDrop,
     GradNorm, GradVac, Imtlg, LinearScalarization, LossTransform, Mgda, Moco, MocoSettings, NashCcp, Pcgrad, Rlw, ScaleInvariant, SdmGrad, Stch,
     StchSettings, Uncertainty, Upgrad,
 };
@@ -80,6 +80,7 @@ named_enum!(
         Stch => "stch",
         GradNorm => "gradnorm",
         SdmGrad => "sdmgrad",
+        ExcessMtl => "excessmtl",
     }
 );
 
@@ -132,7 +133,8 @@ pub struct CombinerConfig {
     /// MGDA's gradient normalisation (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<MgdaNormalization>,
-    /// Mirror-ascent step of emtl (0.5) and banditmtl (0.5).
+    /// Mirror-ascent step of emtl (0.5), banditmtl (0.5) and excessmtl (0.01, LibMTL's
+    /// `robust_step_size`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta: Option<f64>,
     /// KL-ball radius of emtl (0.1) and banditmtl (1.2), at most log K; moco's L2
@@ -292,6 +294,7 @@ impl CombinerConfig {
                 non_negative("lambda", self.lambda.unwrap_or(0.3))?,
                 at_least_one(self.iters.unwrap_or(20))?,
             )),
+            (Method::ExcessMtl, _) => Box::new(ExcessMtl::new(k, positive("eta", self.eta.unwrap_or(0.01))?)),
             (method, solver) => {
                 return Err(SolverError::UnknownValue {
                     what: "solver",
@@ -317,7 +320,7 @@ impl CombinerConfig {
             ("iters", self.iters.is_some(), uses(&[FairGrad, Nash, Cagrad, SdmGrad])),
             ("lr", self.lr.is_some(), uses(&[FairGrad, Cagrad, Famo, Uw, GradNorm])),
             ("normalization", self.normalization.is_some(), uses(&[Mgda])),
-            ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl])),
+            ("eta", self.eta.is_some(), uses(&[Emtl, BanditMtl, ExcessMtl])),
             ("rho", self.rho.is_some(), uses(&[Emtl, BanditMtl, Moco])),
             ("beta", self.beta.is_some(), uses(&[Emtl, Moco, GradVac, DbMtl])),
             ("beta_sigma", self.beta_sigma.is_some(), uses(&[Moco, DbMtl])),

@@ -17,7 +17,7 @@ pub use config::{CombinerConfig, Method, MgdaNormalization, Solver};
 pub use methods::MocoSettings;
 pub use error::SolverError;
 pub use matrix::{Gram, Jacobian};
-pub use tracking::{GradientAverage, Tracked, TrackingUpdate};
+pub use tracking::{GradientAverage, SquaredGradientSum, Tracked, TrackingUpdate};
 
 use rand::RngCore;
 
@@ -28,6 +28,8 @@ pub struct TaskInput<'a> {
     pub losses: Option<&'a [f64]>,
     pub jacobian: Option<&'a Jacobian>,
     pub tracked: Option<&'a Tracked>,
+    /// Each task's AdaGrad-scaled squared gradient norm (ExcessMTL): see [`SquaredGradientSum`].
+    pub excess_risks: Option<&'a [f64]>,
 }
 
 /// What a method reads from [`TaskInput`].
@@ -38,12 +40,15 @@ pub struct Needs {
     pub jacobian: bool,
     /// A tracked average of the task gradients (MoCo): see [`Tracked`].
     pub tracked: bool,
+    /// Each task's squared gradient norm scaled by its accumulated squares (ExcessMTL): see
+    /// [`SquaredGradientSum`].
+    pub excess_risks: bool,
 }
 
 impl Needs {
     /// Methods that weight the losses alone need no per-task gradients at all.
     pub fn per_task_gradients(&self) -> bool {
-        self.gram || self.jacobian || self.tracked
+        self.gram || self.jacobian || self.tracked || self.excess_risks
     }
 }
 
@@ -150,6 +155,15 @@ pub fn combine(
         let tracked = input.tracked.ok_or(SolverError::Missing { method, what: "the tracked gradient average" })?;
         if tracked.gram.k() != k || tracked.cross.nrows() != k {
             return Err(SolverError::TaskCount { what: "tracked gradient average", expected: k, got: tracked.gram.k() });
+        }
+    }
+    if needs.excess_risks {
+        let risks = input.excess_risks.ok_or(SolverError::Missing { method, what: "the excess risks" })?;
+        if risks.len() != k {
+            return Err(SolverError::TaskCount { what: "excess risks", expected: k, got: risks.len() });
+        }
+        if let Some(task) = risks.iter().position(|r| !r.is_finite()) {
+            return Err(SolverError::NonFinite { what: "excess risks", index: task });
         }
     }
     if needs.losses {

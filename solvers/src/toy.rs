@@ -1,7 +1,7 @@
 //! The 2-task toy problem of the Nash-MTL and FairGrad papers' figure 1: two losses on
 //! `x = (x1, x2)` whose gradients conflict and differ in scale (task 1 is scaled by 0.1).
 use crate::linalg::Adam;
-use crate::{combine, direction, Combiner, Jacobian, SolverError, TaskInput};
+use crate::{combine, direction, Combiner, Jacobian, SolverError, SquaredGradientSum, TaskInput};
 use rand::RngCore;
 
 /// The papers' five starting points.
@@ -58,11 +58,12 @@ pub fn trajectory(
     let mut optimizer = Adam::new(2, 1e-3, 0.0);
     let mut path = Vec::with_capacity(steps + 1);
     path.push(x);
+    let mut squares = SquaredGradientSum::zeros(2, 2);
     for _ in 0..steps {
         let (losses, [g1, g2]) = losses_and_gradients(x);
         let jacobian = Jacobian::new(2, 2, vec![g1[0], g1[1], g2[0], g2[1]])?;
-        let gram = jacobian.gram();
-        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: None };
+        let (gram, risks) = (jacobian.gram(), squares.excess_risks(&jacobian));
+        let input = TaskInput { gram: Some(&gram), losses: Some(&losses), jacobian: Some(&jacobian), tracked: None, excess_risks: Some(&risks) };
         let combination = combine(combiner, 2, &input, rng)?;
         let d = combination.direction.unwrap_or_else(|| direction(&combination.weights, &jacobian));
         optimizer.step(&mut x, &d);

@@ -96,3 +96,35 @@ impl GradientAverage {
         d
     }
 }
+
+/// ExcessMTL's running sum `H` (`K x P`) of the squared task gradients, on the host (the trainer
+/// keeps it on the device): each step adds `g_i * g_i` and gives the excess risks
+/// `r_i = sum_p g_ip^2 / sqrt(H_ip + EPSILON)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SquaredGradientSum {
+    rows: Vec<Vec<f64>>,
+}
+
+impl SquaredGradientSum {
+    /// LibMTL's `1e-7` under the square root.
+    pub const EPSILON: f64 = 1e-7;
+
+    pub fn zeros(k: usize, p: usize) -> Self {
+        Self { rows: vec![vec![0.0; p]; k] }
+    }
+
+    /// Adds this step's squares and returns the excess risks.
+    pub fn excess_risks(&mut self, jacobian: &Jacobian) -> Vec<f64> {
+        self.rows
+            .iter_mut()
+            .zip(jacobian.rows())
+            .map(|(h, g)| {
+                h.iter_mut().zip(g).map(|(h, g)| {
+                    *h += g * g;
+                    g * g / (*h + Self::EPSILON).sqrt()
+                })
+                .sum()
+            })
+            .collect()
+    }
+}

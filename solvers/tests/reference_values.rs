@@ -11,7 +11,7 @@ fn weights(config: CombinerConfig, losses: Option<&[f64]>) -> Vec<f64> {
     let j = jacobian();
     let gram = j.gram();
     let mut combiner = config.build(2).unwrap();
-    let input = TaskInput { gram: Some(&gram), losses, jacobian: Some(&j), tracked: None };
+    let input = TaskInput { gram: Some(&gram), losses, jacobian: Some(&j), ..Default::default() };
     combine(combiner.as_mut(), 2, &input, &mut ChaCha8Rng::seed_from_u64(0)).unwrap().weights
 }
 
@@ -164,7 +164,7 @@ fn moco_steps_match_libmtl() {
         for ((rows, losses), (lambda, d)) in steps.iter().zip(expected) {
             let j = Jacobian::from_rows(rows).unwrap();
             let (gram, tracked) = (j.gram(), average.tracked(&j));
-            let input = TaskInput { gram: Some(&gram), losses: Some(losses), jacobian: None, tracked: Some(&tracked) };
+            let input = TaskInput { gram: Some(&gram), losses: Some(losses), jacobian: None, tracked: Some(&tracked), ..Default::default() };
             let combination = combine(moco.as_mut(), k, &input, &mut rng).unwrap();
             let update = combination.tracking.expect("moco tracks its gradients");
             average.apply(&update, &j);

@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use solvers::methods::GradVac;
-use solvers::{combine, direction, CombinerConfig, GradientAverage, Jacobian, Method, TaskInput};
+use solvers::{combine, direction, CombinerConfig, GradientAverage, Jacobian, Method, SquaredGradientSum, TaskInput};
 
 fn cases(json: &str) -> Vec<Value> {
     let file: Value = serde_json::from_str(json).expect("a vector file");
@@ -110,6 +110,26 @@ fn db_mtl_matches_libmtl_over_steps() {
             average.apply(combination.tracking.as_ref().unwrap(), &j);
             assert_close(&name, &combination.weights, &numbers(&step["weights"]));
             assert_close(&name, &average.direction(&combination.weights), &numbers(&step["direction"]));
+        }
+    }
+}
+
+#[test]
+fn excess_mtl_matches_libmtl_over_steps() {
+    for case in cases(include_str!("vectors/excess_mtl.json")) {
+        let steps = case["steps"].as_array().unwrap();
+        let first = Jacobian::from_rows(&rows(&steps[0]["jacobian"])).unwrap();
+        let config = CombinerConfig { eta: case["eta"].as_f64(), ..CombinerConfig::new(Method::ExcessMtl) };
+        let mut combiner = config.build(first.k()).unwrap();
+        let mut squares = SquaredGradientSum::zeros(first.k(), first.p());
+        for (t, step) in steps.iter().enumerate() {
+            let name = format!("excessmtl {} step {t}", case["name"]);
+            let j = Jacobian::from_rows(&rows(&step["jacobian"])).unwrap();
+            let risks = squares.excess_risks(&j);
+            let input = TaskInput { excess_risks: Some(&risks), ..Default::default() };
+            let w = combine(combiner.as_mut(), j.k(), &input, &mut ChaCha8Rng::seed_from_u64(0)).unwrap().weights;
+            assert_close(&name, &w, &numbers(&step["weights"]));
+            assert_close(&name, &direction(&w, &j), &numbers(&step["direction"]));
         }
     }
 }

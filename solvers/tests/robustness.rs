@@ -192,15 +192,16 @@ fn stateful_gram_methods_resume_from_their_state() {
         CombinerConfig::new(Method::GradVac),
         CombinerConfig::new(Method::SdmGrad),
         CombinerConfig::new(Method::DbMtl),
+        CombinerConfig::new(Method::ExcessMtl),
         CombinerConfig { warmup: Some(1), ..CombinerConfig::new(Method::GradNorm) },
         CombinerConfig { warmup: Some(1), average: Some(1), ..CombinerConfig::new(Method::Stch) },
     ];
     for config in configs {
         let step = |c: &mut dyn solvers::Combiner, t: usize, rng: &mut ChaCha8Rng| {
             let rows: Vec<Vec<f64>> = jacobians[t % 2].iter().map(|r| r.to_vec()).collect();
-            let gram = solvers::Jacobian::from_rows(&rows).unwrap().gram();
-            let tracked = solvers::Tracked::zero(3);
-            let input = TaskInput { gram: Some(&gram), losses: Some(&losses[t]), tracked: Some(&tracked), ..Default::default() };
+            let j = solvers::Jacobian::from_rows(&rows).unwrap();
+            let (gram, tracked, risks) = (j.gram(), solvers::Tracked::zero(3), solvers::SquaredGradientSum::zeros(3, 3).excess_risks(&j));
+            let input = TaskInput { gram: Some(&gram), losses: Some(&losses[t]), tracked: Some(&tracked), excess_risks: Some(&risks), ..Default::default() };
             combine(c, 3, &input, rng).unwrap().weights
         };
         let mut original = config.build(3).unwrap();

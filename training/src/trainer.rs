@@ -101,6 +101,10 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
             }
             true => run.updates_per_step,
         };
+        // The step after these updates is logged: its Gram goes with it.
+        if updates > 0 && run.log_conflicts_every > 0 && (state.step + 1).is_multiple_of(run.log_conflicts_every) {
+            sac.measure_conflicts_next_update();
+        }
         for _ in 0..updates {
             // The initial updates take minutes at MT10 scale: a stop must not wait for them.
             // Those done are counted, so a resumed seed does only the rest.

@@ -6,7 +6,7 @@ use rundir::UsageError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use solvers::{combine, direction, Fallback, Gram, Jacobian, TaskInput, Tracked};
+use solvers::{combine, direction, Fallback, Gram, Jacobian, SquaredGradientSum, TaskInput, Tracked};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -66,7 +66,7 @@ fn solve(args: &Args) -> anyhow::Result<Output> {
     let k = gram.k();
     let mut combiner = args.combiner.config().build(k)?;
     let needs = combiner.needs();
-    if needs.jacobian && jacobian.is_none() {
+    if (needs.jacobian || needs.excess_risks) && jacobian.is_none() {
         return Err(anyhow!("{} needs the full Jacobian: give \"jacobian\", not \"gram\"", args.combiner.method));
     }
     if needs.losses && input.losses.is_none() {
@@ -74,7 +74,15 @@ fn solve(args: &Args) -> anyhow::Result<Output> {
     }
     // A method that tracks the gradients takes its first step, from a zero average.
     let tracked = needs.tracked.then(|| Tracked::zero(k));
-    let task_input = TaskInput { gram: Some(&gram), losses: input.losses.as_deref(), jacobian: jacobian.as_ref(), tracked: tracked.as_ref() };
+    // A method that sums the squared gradients (ExcessMTL) takes its first step too.
+    let risks = jacobian.as_ref().filter(|_| needs.excess_risks).map(|j| SquaredGradientSum::zeros(k, j.p()).excess_risks(j));
+    let task_input = TaskInput {
+        gram: Some(&gram),
+        losses: input.losses.as_deref(),
+        jacobian: jacobian.as_ref(),
+        tracked: tracked.as_ref(),
+        excess_risks: risks.as_deref(),
+    };
     // As in training: a solve that falls back applies the last good weights, here uniform.
     let combination = combine(combiner.as_mut(), k, &task_input, &mut ChaCha8Rng::seed_from_u64(args.seed))?.or_last_good(&vec![1.0 / k as f64; k]);
     // From a zero average, Y = diag(scale) J: d = Y^T lambda has raw weights scale_i lambda_i.

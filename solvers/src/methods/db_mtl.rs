@@ -26,7 +26,7 @@ impl DbMtl {
     }
 }
 
-const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: true };
+const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: true, excess_risks: false };
 
 impl Combiner for DbMtl {
     fn method(&self) -> Method {

@@ -13,7 +13,7 @@ impl Combiner for GradDrop {
     }
 
     fn needs(&self) -> Needs {
-        Needs { gram: false, losses: false, jacobian: true, tracked: false }
+        Needs { gram: false, losses: false, jacobian: true, tracked: false, excess_risks: false }
     }
 
     fn solve(&mut self, k: usize, input: &TaskInput, rng: &mut dyn RngCore) -> Result<Combination, SolverError> {

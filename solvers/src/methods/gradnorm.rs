@@ -32,7 +32,7 @@ impl GradNorm {
     }
 }
 
-const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: false };
+const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: false, excess_risks: false };
 
 impl Combiner for GradNorm {
     fn method(&self) -> Method {

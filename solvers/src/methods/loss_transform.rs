@@ -39,7 +39,7 @@ impl Combiner for LossTransform {
         let transformed = self.transform(losses);
         let gram: Option<Gram> = input.gram.map(|g| g.scaled(&scales));
         let jacobian: Option<Jacobian> = input.jacobian.map(|j| j.scaled_rows(&scales));
-        let inner_input = TaskInput { gram: gram.as_ref(), losses: Some(&transformed), jacobian: jacobian.as_ref(), tracked: input.tracked };
+        let inner_input = TaskInput { gram: gram.as_ref(), losses: Some(&transformed), jacobian: jacobian.as_ref(), tracked: input.tracked, excess_risks: input.excess_risks };
         let mut combination = self.inner.solve(k, &inner_input, rng)?;
         combination.weights.iter_mut().zip(&scales).for_each(|(w, s)| *w *= s);
         Ok(combination)

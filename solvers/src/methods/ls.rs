@@ -11,7 +11,7 @@ impl Combiner for LinearScalarization {
     }
 
     fn needs(&self) -> Needs {
-        Needs { gram: false, losses: false, jacobian: false, tracked: false }
+        Needs { gram: false, losses: false, jacobian: false, tracked: false, excess_risks: false }
     }
 
     fn solve(&mut self, k: usize, _input: &TaskInput, _rng: &mut dyn RngCore) -> Result<Combination, SolverError> {

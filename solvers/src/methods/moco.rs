@@ -48,7 +48,7 @@ impl Moco {
     }
 }
 
-const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: true };
+const NEEDS: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: true, excess_risks: false };
 
 impl Combiner for Moco {
     fn method(&self) -> Method {

@@ -9,6 +9,7 @@ mod dual_cone;
 mod dualproj;
 mod dwa;
 mod emtl;
+mod excess_mtl;
 mod fairgrad_exact;
 mod fairgrad_sgd;
 mod famo;
@@ -40,6 +41,7 @@ pub use dual_cone::project_weights;
 pub use dualproj::DualProj;
 pub use dwa::Dwa;
 pub use emtl::Emtl;
+pub use excess_mtl::ExcessMtl;
 pub use fairgrad_exact::{fairgrad_root, FairGradExact};
 pub use fairgrad_sgd::FairGradSgd;
 pub use famo::Famo;
@@ -63,9 +65,9 @@ pub use uw::Uncertainty;
 
 use crate::{Gram, Method, Needs, SolverError, TaskInput};
 
-const GRAM: Needs = Needs { gram: true, losses: false, jacobian: false, tracked: false };
-const LOSSES: Needs = Needs { gram: false, losses: true, jacobian: false, tracked: false };
-const GRAM_AND_LOSSES: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: false };
+const GRAM: Needs = Needs { gram: true, losses: false, jacobian: false, tracked: false, excess_risks: false };
+const LOSSES: Needs = Needs { gram: false, losses: true, jacobian: false, tracked: false, excess_risks: false };
+const GRAM_AND_LOSSES: Needs = Needs { gram: true, losses: true, jacobian: false, tracked: false, excess_risks: false };
 
 /// The inputs [`crate::combine`] has already checked are present.
 fn gram<'a>(input: &TaskInput<'a>) -> &'a Gram {

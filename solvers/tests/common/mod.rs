@@ -1,7 +1,7 @@
 //! Shared by the integration tests: every method's configurations, and running one on a problem.
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use solvers::{combine, Combination, CombinerConfig, Jacobian, Method, MgdaNormalization, Solver, SolverError, TaskInput, Tracked};
+use solvers::{combine, Combination, CombinerConfig, Jacobian, Method, MgdaNormalization, Solver, SolverError, SquaredGradientSum, TaskInput, Tracked};
 
 /// Every method, with each alternative solver and normalisation.
 pub fn all_configs() -> Vec<CombinerConfig> {
@@ -18,7 +18,7 @@ pub fn all_configs() -> Vec<CombinerConfig> {
 }
 
 /// Builds `config` for the rows of `jacobian` and solves once (a tracking method from a zero
-/// average, as its first step); `None` where the method cannot be built for that K (a KL radius
+/// average or squared-gradient sum, as its first step); `None` where the method cannot be built for that K (a KL radius
 /// above log K).
 pub fn solve(config: &CombinerConfig, jacobian: &Jacobian, losses: &[f64], seed: u64) -> Option<Result<Combination, SolverError>> {
     let k = jacobian.k();
@@ -28,6 +28,13 @@ pub fn solve(config: &CombinerConfig, jacobian: &Jacobian, losses: &[f64], seed:
         Err(e) => panic!("{config:?} does not build for K = {k}: {e}"),
     };
     let gram = jacobian.gram();
-    let input = TaskInput { gram: Some(&gram), losses: Some(losses), jacobian: Some(jacobian), tracked: Some(&Tracked::zero(k)) };
+    let risks = SquaredGradientSum::zeros(k, jacobian.p()).excess_risks(jacobian);
+    let input = TaskInput {
+        gram: Some(&gram),
+        losses: Some(losses),
+        jacobian: Some(jacobian),
+        tracked: Some(&Tracked::zero(k)),
+        excess_risks: Some(&risks),
+    };
     Some(combine(combiner.as_mut(), k, &input, &mut ChaCha8Rng::seed_from_u64(seed)))
 }

@@ -182,6 +182,20 @@ def sdmgrad_cases():
         cases.append({"name": name, "lambda": lamda, "iters": niter, "steps": out})
     return cases
 
+def excess_mtl_cases():
+    cases = []
+    for name, k, p, steps, seed, eta in [("pair", 2, 3, 5, 14, 0.01), ("k3", 3, 4, 5, 15, 0.1), ("k10", 10, 16, 4, 16, 0.01)]:
+        h = Harness(libmtl("ExcessMTL"), k, p)
+        h.method._compute_grad_dim()
+        # It clears the shared gradients through its encoder.
+        h.method.encoder = types.SimpleNamespace(zero_grad=h.method.zero_grad_share_params)
+        out = []
+        for rows, losses in sequence(k, p, steps, seed):
+            w, d = h.run(rows, losses, robust_step_size=eta)
+            out.append({"jacobian": rows, "weights": w, "direction": d})
+        cases.append({"name": name, "eta": eta, "steps": out})
+    return cases
+
 TORCHJD = "TorchJD/torchjd 46962c2 (2026-02-13), float64, quadprog 0.1.14 via qpsolvers 4.13.0"
 LIBMTL_AT = "median-research-group/LibMTL 4336804 (2025-05-14), float64, torch 2.11"
 SOURCES = {
@@ -193,6 +207,7 @@ SOURCES = {
     "db_mtl": f"LibMTL DB_MTL (weights: max ||buffer|| / (||buffer_i|| + 1e-8) of its grad_buffer): {LIBMTL_AT}",
     "gradnorm": f"LibMTL GradNorm, its loss_scale stepped by torch.optim.Adam (lr as given), epoch 0 the warm-up: {LIBMTL_AT}",
     "sdmgrad": f"LibMTL SDMGrad with the same batch as zeta, xi1 and xi2; weights = (w + lambda / K) / (1 + lambda): {LIBMTL_AT}",
+    "excess_mtl": f"LibMTL ExcessMTL (robust_step_size as eta); weights = its loss_weight: {LIBMTL_AT}",
     "stch": f"LibMTL STCH, one backward per epoch; weights = d loss / d L_i: {LIBMTL_AT}",
 }
 vectors = torchjd_cases()
@@ -201,6 +216,7 @@ vectors["db_mtl"] = db_mtl_cases()
 vectors["stch"] = stch_cases()
 vectors["gradnorm"] = gradnorm_cases()
 vectors["sdmgrad"] = sdmgrad_cases()
+vectors["excess_mtl"] = excess_mtl_cases()
 for method, cases in vectors.items():
     with open(f"{OUT}/{method}.json", "w") as f:
         json.dump({"source": SOURCES[method], "cases": cases}, f, indent=1)
