@@ -2,7 +2,7 @@
 //! per-task gradients and the combiners cost relative to the plain `ls` update, where the time
 //! goes, and (optionally) how another implementation timed in the same rounds compares.
 use crate::counting::{count_ops, host_syncs};
-use crate::{ActionMode, AgentError, CombineConfig, DeviceChoice, Sac, SacConfig, UpdateReport};
+use crate::{ActionMode, AgentError, CombineConfig, DeviceChoice, ParameterCounts, Sac, SacConfig, UpdateReport};
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,14 +26,18 @@ pub struct UpdateBenchmark {
     pub num_tasks: usize,
     pub obs_dim: usize,
     pub action_dim: usize,
-    pub hidden: Vec<usize>,
+    /// The networks and their training settings (a preset's or config file's agent section);
+    /// the benchmark sets the batch, the replay capacity, the device and the combiner, and keeps
+    /// the rest of `combine`.
+    pub agent: SacConfig,
     /// libtorch's intra-op threads; `None` keeps its default (one per core). On a shared
     /// machine one thread gives steadier numbers: an oversubscribed OpenMP pool stalls.
     pub threads: Option<usize>,
 }
 
 impl Default for UpdateBenchmark {
-    /// MT10 shapes: 10 tasks, 39-dim observations, 4-dim actions, 3x400 networks, batch 1280.
+    /// MT10 shapes: 10 tasks, 39-dim observations, 4-dim actions, the `mtrl` networks (3x400
+    /// MLPs), batch 1280.
     fn default() -> Self {
         Self {
             methods: [Method::Ls, Method::FairGrad, Method::Nash, Method::Mgda, Method::Pcgrad, Method::Cagrad, Method::Famo]
@@ -47,7 +51,7 @@ impl Default for UpdateBenchmark {
             num_tasks: 10,
             obs_dim: 39,
             action_dim: 4,
-            hidden: vec![400, 400, 400],
+            agent: SacConfig { combine: CombineConfig::new(Method::Ls), ..SacConfig::mtrl() },
             threads: None,
         }
     }
@@ -162,6 +166,8 @@ pub struct UpdateBenchmarkReport {
     pub batch: usize,
     pub update_weights_every: usize,
     pub updates: usize,
+    /// The networks' sizes (all tasks, both critics).
+    pub parameters: ParameterCounts,
     /// In the order timed (`ls` first); serialised as a map from method name.
     #[serde(serialize_with = "ordered_map")]
     pub methods: Vec<(String, MethodTiming)>,
@@ -213,12 +219,11 @@ pub fn update_benchmark<E: From<AgentError>>(
     let mut agents = Vec::with_capacity(methods.len());
     for combiner in &methods {
         let config = SacConfig {
-            hidden: bench.hidden.clone(),
             batch_size: bench.batch_size,
             replay_capacity: 20 * bench.batch_size,
             device: bench.device,
-            combine: CombineConfig { combiner: combiner.clone(), update_weights_every: bench.update_weights_every, ..CombineConfig::new(combiner.method) },
-            ..SacConfig::mtrl()
+            combine: CombineConfig { combiner: combiner.clone(), update_weights_every: bench.update_weights_every, ..bench.agent.combine.clone() },
+            ..bench.agent.clone()
         };
         let mut agent = Sac::new(config, &spec, 0)?;
         fill_with_synthetic_transitions(&mut agent, 2 * bench.batch_size / bench.num_tasks.max(1) + 1, 0)?;
@@ -289,6 +294,7 @@ pub fn update_benchmark<E: From<AgentError>>(
         batch: bench.batch_size,
         update_weights_every: bench.update_weights_every,
         updates,
+        parameters: agents[0].parameter_counts(),
         methods: timings,
         act,
     })

@@ -6,9 +6,10 @@ mod env_scaling;
 
 use super::sweep::write_tables;
 use agent::bench::{update_benchmark, Reference, UpdateBenchmark};
-use agent::DeviceChoice;
+use agent::{DeviceChoice, SacConfig};
 use anyhow::{anyhow, Context};
 use launch::sweep::{run_sweep, Row, SweepArgs, Table};
+use rundir::config::RunConfig;
 use rundir::UsageError;
 use solvers::{CombinerConfig, Method};
 use std::collections::BTreeMap;
@@ -51,12 +52,24 @@ pub struct EnvArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("networks").args(["preset", "config"])))]
 pub struct UpdateArgs {
     /// Methods to time (ls is always timed, as the reference)
     #[arg(long, value_delimiter = ',', default_value = "ls,fairgrad,nash,mgda,pcgrad,cagrad,famo")]
     methods: Vec<String>,
-    #[arg(long, default_value_t = 1280)]
-    batch: usize,
+    /// Transitions per update [default: 1280, or the batch_size of --preset / --config]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Time the networks of this preset's agent section (see `mt10 train --preset`), e.g. the
+    /// BRC networks, on the same MT10 shapes [default: the mtrl networks, 3x400 MLPs]
+    #[arg(long, value_name = "NAME")]
+    preset: Option<String>,
+    /// Time the networks of this TOML config file's agent section (see configs/)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Change a field of that config before timing: --set agent.critic_hidden=[512,512,512]
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "networks")]
+    assignments: Vec<String>,
     /// cpu | cuda | auto
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -69,8 +82,9 @@ pub struct UpdateArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Also time the same update written in PyTorch (scripts/bench_update_torch.py: ls, fairgrad,
-    /// nash), its rounds interleaved with ours, in the Python of $VIRTUAL_ENV
-    #[arg(long)]
+    /// nash), its rounds interleaved with ours, in the Python of $VIRTUAL_ENV; the mtrl
+    /// networks only
+    #[arg(long, conflicts_with = "networks")]
     compare_torch: bool,
     /// One JSON object (with the time per phase) instead of tables
     #[arg(long)]
@@ -162,17 +176,24 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         other => return Err(usage(anyhow!("unknown device `{other}` (expected cpu, cuda or auto)"))),
     };
     device.resolve().map_err(|e| usage(e.into()))?;
-    if args.batch == 0 || args.update_weights_every == 0 || args.updates == 0 || args.threads == Some(0) {
+    if args.batch == Some(0) || args.update_weights_every == 0 || args.updates == 0 || args.threads == Some(0) {
         return Err(usage(anyhow!("--batch, --update-weights-every, --updates and --threads must be at least 1")));
     }
+    let defaults = UpdateBenchmark::default();
+    let networks = networks_to_time(args).map_err(usage)?;
+    let agent = networks.as_ref().map_or(defaults.agent.clone(), |(_, agent)| agent.clone());
+    let batch_size = args.batch.unwrap_or(if networks.is_some() { agent.batch_size } else { defaults.batch_size });
+    let agent = SacConfig { batch_size, ..agent };
+    agent.validate(defaults.num_tasks).map_err(|e| usage(e.into()))?;
     let bench = UpdateBenchmark {
         methods,
-        batch_size: args.batch,
+        batch_size,
         device,
         update_weights_every: args.update_weights_every,
         updates: args.updates,
         threads: args.threads,
-        ..UpdateBenchmark::default()
+        agent,
+        ..defaults
     };
     let mut torch = if args.compare_torch { Some(TorchScript::start(&bench, &args.device)?) } else { None };
     let report = update_benchmark(&bench, torch.as_mut().map(|t| t as &mut dyn Reference<Error = anyhow::Error>))?;
@@ -184,6 +205,15 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         "SAC update on MT10 shapes, batch {}, {} device, {} libtorch threads, weights every {} update(s), {} timed updates",
         report.batch, report.device, report.threads, report.update_weights_every, report.updates
     );
+    if let Some((source, agent)) = &networks {
+        println!(
+            "networks of {source}: critic {}, actor {}; parameters: critic {} (both), actor {}",
+            describe_critic(agent),
+            describe_network(agent.actor_block, agent.actor_widths(), agent.layer_norm),
+            report.parameters.critic,
+            report.parameters.actor
+        );
+    }
     println!("| method | ms/update | ratio to ls | PyTorch ms/update | ours / PyTorch | ops_per_update | host_syncs_per_update |\n|---|---:|---:|---:|---:|---:|---:|");
     for (name, timing) in &report.methods {
         let (torch_ms, ratio) = match (timing.reference_ms_per_update, timing.ratio_to_reference) {
@@ -202,6 +232,36 @@ fn bench_update(args: &UpdateArgs) -> anyhow::Result<()> {
         println!("| {name} | {} |", timing.breakdown.named().map(|(_, ms)| format!("{ms:.2}")).join(" | "));
     }
     Ok(())
+}
+
+/// The agent section of `--preset` or `--config` with `--set` applied, and where it came from;
+/// `None` for the default networks.
+fn networks_to_time(args: &UpdateArgs) -> anyhow::Result<Option<(String, SacConfig)>> {
+    let (source, mut config) = match (&args.preset, &args.config) {
+        (Some(name), _) => (format!("preset {name}"), RunConfig::preset(name)?),
+        (None, Some(path)) => (path.display().to_string(), RunConfig::from_file(path)?),
+        (None, None) => return Ok(None),
+    };
+    for assignment in &args.assignments {
+        config.set(assignment)?;
+    }
+    Ok(Some((source, config.agent)))
+}
+
+fn describe_critic(agent: &SacConfig) -> String {
+    let network = describe_network(agent.critic_block, agent.critic_widths(), agent.layer_norm);
+    match agent.critic {
+        agent::CriticHead::Scalar => network,
+        agent::CriticHead::Categorical => format!("{network}, categorical ({} bins)", agent.num_bins),
+    }
+}
+
+fn describe_network(block: agent::Block, widths: &[usize], layer_norm: bool) -> String {
+    match block {
+        agent::Block::Bronet => format!("bronet {widths:?}"),
+        agent::Block::Mlp if layer_norm => format!("mlp {widths:?} with layer norm"),
+        agent::Block::Mlp => format!("mlp {widths:?}"),
+    }
 }
 
 /// `scripts/bench_update_torch.py --serve`: one round of its updates per request.
