@@ -245,6 +245,12 @@ impl Sac {
         Ok(download(&alpha_per_task(&self.alpha_learner.params, self.num_tasks))?)
     }
 
+    /// Under `reward_scaling = "return_range"`, what each task's sampled rewards are multiplied
+    /// by now (0 for a task without a finished episode); `None` without reward scaling.
+    pub fn reward_scales(&self) -> Option<Vec<f64>> {
+        self.return_range.as_ref().map(|range| range.reward_scales(&self.alpha_values, self.target_entropy))
+    }
+
     /// Actions for one observation per task (`K * obs_dim`, task-major), `K * action_dim` values.
     pub fn act(&mut self, obs: &[f32], mode: ActionMode) -> Result<Vec<f32>, AgentError> {
         let (k, device) = (self.num_tasks, self.device);

@@ -153,6 +153,9 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
             for (component, count) in sac.fallbacks() {
                 log.scalar(&format!("combiner/{component}/fallbacks"), count as f64, state.step);
             }
+            if let Some(scales) = sac.reward_scales() {
+                log.task_scalars("train/reward_scale", &scales, state.step);
+            }
         }
         let evaluating = state.step % run.eval_every == 0 || state.step == run.steps;
         if evaluating {
