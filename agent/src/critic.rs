@@ -39,6 +39,13 @@ impl TwinCritic {
         (self.q.forward(q1, &input), self.q.forward(q2, &input))
     }
 
+    /// Both networks' last hidden layer features (see [`Mlp::features`]).
+    pub fn features(&self, weights: Weights, obs: &Tensor, action: &Tensor) -> [Tensor; 2] {
+        let input = Tensor::cat(&[obs, action], -1);
+        let (q1, q2) = weights.split_at(self.q.num_tensors());
+        [self.q.features(q1, &input), self.q.features(q2, &input)]
+    }
+
     /// The value the actor maximises, one per sample: `min(Q1, Q2)` (scalar); the mean of the
     /// two networks' average distribution (categorical, BRC's `update_actor`).
     pub fn value(&self, weights: Weights, obs: &Tensor, action: &Tensor) -> Tensor {

@@ -19,6 +19,7 @@ mod error;
 mod layout;
 mod network;
 mod phases;
+mod plasticity;
 mod policy;
 mod replay;
 mod return_range;
@@ -29,6 +30,7 @@ mod testing;
 
 pub use component::ComponentReport;
 pub use phases::Phases;
+pub use plasticity::{NetworkPlasticity, Plasticity};
 pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};

@@ -9,6 +9,7 @@ use crate::critic::TwinCritic;
 use crate::counting::{download, host_syncs, upload};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, Weights};
+use crate::plasticity::{self, Plasticity};
 use crate::policy::SquashedGaussian;
 use crate::replay::{HostBatch, ReplayBuffer};
 use crate::return_range::ReturnRange;
@@ -57,6 +58,9 @@ pub struct UpdateReport {
     pub host_syncs: u64,
     /// Time of the whole update.
     pub ms: f64,
+    /// When asked for ([`Sac::measure_plasticity_next_update`]): the networks' plasticity
+    /// diagnostics after this update, on its batch.
+    pub plasticity: Option<Plasticity>,
 }
 
 /// The batch on the device, rows sorted by task (network inputs include the one-hot when used),
@@ -97,6 +101,8 @@ pub struct Sac {
     pub(crate) alpha_values: Vec<f64>,
     /// The layout of one row per task and the task ids, made by the first [`Sac::act`].
     act_layout: Option<(Layout, Tensor)>,
+    /// Whether the next update reports the plasticity diagnostics.
+    measure_plasticity: bool,
 }
 
 impl Sac {
@@ -178,6 +184,7 @@ impl Sac {
             replay,
             rng,
             act_layout: None,
+            measure_plasticity: false,
         })
     }
 
@@ -230,6 +237,12 @@ impl Sac {
     /// reports each component's Gram, for the conflict diagnostics; its direction is the same.
     pub fn measure_conflicts_next_update(&mut self) {
         self.learners_mut().into_iter().for_each(|learner| learner.measure_conflicts = true);
+    }
+
+    /// The next update reports the networks' plasticity diagnostics (see [`crate::plasticity`]),
+    /// read back with its other values: no extra wait for the device.
+    pub fn measure_plasticity_next_update(&mut self) {
+        self.measure_plasticity = true;
     }
 
     pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
@@ -345,11 +358,21 @@ impl Sac {
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
         let polyak_ms = polyak_start.elapsed().as_secs_f64() * 1e3;
 
+        // After the update, on its batch, as mtrl's `get_metrics` after its `update`.
+        let plasticity = std::mem::take(&mut self.measure_plasticity).then(|| {
+            let counts: Vec<i64> = host.counts.iter().map(|&n| n as i64).collect();
+            let per_task_networks = self.config.architecture == Architecture::PerTask;
+            let (actor, critic) = ((&self.actor, &self.actor_learner.params[..]), (&self.critic, &self.critic_learner.params[..]));
+            plasticity::measure(actor, critic, &layout, &batch.obs, &batch.noise, per_task_networks.then_some(counts.as_slice()))
+        });
+
         // One read-back for what the host still needs: the temperatures, and the losses and
         // direction norms of the steps checked on the device.
         // One temperature or one per task.
         let alpha_values = self.alpha_learner.params[0].detach().exp();
-        let pending: Vec<Tensor> = self.learners().iter().filter_map(|l| l.pending().map(Tensor::shallow_clone)).chain([alpha_values]).collect();
+        let measured = plasticity.is_some();
+        let pending: Vec<Tensor> =
+            self.learners().iter().filter_map(|l| l.pending().map(Tensor::shallow_clone)).chain(plasticity).chain([alpha_values]).collect();
         let host_values = download::<f64>(&Tensor::cat(&pending, 0))?;
         let mut rest = host_values.as_slice();
         for (learner, report) in [(&mut self.critic_learner, &mut critic_report), (&mut self.actor_learner, &mut actor_report), (&mut self.alpha_learner, &mut alpha_report)] {
@@ -359,6 +382,8 @@ impl Sac {
                 learner.finish(report, values)?;
             }
         }
+        let (plasticity_values, rest) = rest.split_at(if measured { Plasticity::VALUES } else { 0 });
+        let plasticity = measured.then(|| Plasticity::from_values(plasticity_values));
         let alpha_values = if rest.len() == 1 { vec![rest[0]; k] } else { rest.to_vec() };
         self.alpha_values.clone_from(&alpha_values);
         Ok(UpdateReport {
@@ -371,6 +396,7 @@ impl Sac {
             polyak_ms,
             host_syncs: host_syncs() - syncs,
             ms: start.elapsed().as_secs_f64() * 1e3,
+            plasticity,
         })
     }
 

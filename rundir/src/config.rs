@@ -66,10 +66,19 @@ pub struct RunSettings {
     /// `log_every`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_conflicts_every: u64,
+    /// Log each network's plasticity diagnostics (`plasticity/...`: dormant units and srank of
+    /// its last hidden layer, as the scaling paper's code) every `log_every` steps, from the first
+    /// update of the step before the log; off (the default) costs nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_plasticity: bool,
 }
 
 fn checkpoint_replay_default() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 fn is_zero(n: &u64) -> bool {
