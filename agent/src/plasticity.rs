@@ -2,7 +2,8 @@
 //! computes them (McLean et al. 2025, rainx0r/mtrl `monitoring/metrics.py`): the share of
 //! dormant units (Sokar et al. 2023, Eq. 1) and the effective rank `srank` (Kumar et al. 2021)
 //! of the features on a batch. Computed on the device without gradients; the caller reads the
-//! few scalars back with what it downloads anyway.
+//! few scalars back with what it downloads anyway (though libtorch's SVD waits for a CUDA
+//! device: it checks its solver's status on the host).
 use crate::critic::TwinCritic;
 use crate::layout::Layout;
 use crate::network::Weights;
@@ -141,10 +142,10 @@ mod tests {
         assert_eq!(values, [0.0, 4.0]);
     }
 
-    /// Asking changes nothing else: the same step, no extra wait for the device; the values lie
+    /// Asking changes nothing else: the same step, no extra read-back; the values lie
     /// in their ranges for shared, multi-head and per-task networks, plain and BroNet; once only.
     #[test]
-    fn an_update_asked_for_plasticity_reports_it_and_takes_the_same_step_without_another_wait() {
+    fn an_update_asked_for_plasticity_reports_it_and_takes_the_same_step_without_another_read_back() {
         let bronet = |config: SacConfig| SacConfig { actor_block: Block::Bronet, critic_block: Block::Bronet, ..config };
         let plain = |config: SacConfig| config;
         let configs: [(Architecture, &dyn Fn(SacConfig) -> SacConfig); 4] =

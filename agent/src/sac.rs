@@ -240,7 +240,8 @@ impl Sac {
     }
 
     /// The next update reports the networks' plasticity diagnostics (see [`crate::plasticity`]),
-    /// read back with its other values: no extra wait for the device.
+    /// read back with its other values (libtorch's SVD itself waits for a CUDA device, once per
+    /// network).
     pub fn measure_plasticity_next_update(&mut self) {
         self.measure_plasticity = true;
     }
