@@ -138,6 +138,17 @@ mod tests {
         Tensor::cat(&[v.tensor(key, device), &rows / rows.norm_scalaropt_dim(2, [-1], true)], -1)
     }
 
+    /// The sizes docs/brc.md reads off BRC's modules on MetaWorld (39-d observations, 4-d
+    /// actions, 10 tasks): the `brc` preset's networks have as many parameters.
+    #[test]
+    fn brcs_mt10_networks_have_its_parameter_counts() {
+        let embedding = TaskEmbedding::new(10, 32, true);
+        let q = Mlp::built(39 + 32 + 4, &[4096; 3], 101, Block::Bronet, false, |_, _| false, 10);
+        assert_eq!(TwinCritic::new(q, None, Some(embedding)).num_parameters(), 135_782_922);
+        let actor = Mlp::built(39 + 32, &[256; 2], 2 * 4, Block::Bronet, false, |_, _| false, 10);
+        assert_eq!(actor.num_parameters(), 153_608);
+    }
+
     #[test]
     fn the_categorical_update_matches_brc_through_its_gradient() {
         let (critic_doc, update, actor) = (Vectors::load("critic.json"), Vectors::load("critic_update.json"), Vectors::load("actor_update.json"));
