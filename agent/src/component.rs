@@ -83,6 +83,55 @@ enum Direction {
     OnDevice(Tensor, Tensor),
 }
 
+/// A component's step up to its wait for the device (see [`ComponentLearner::prepare`]).
+pub(crate) struct Prepared {
+    report: ComponentReport,
+    start: Instant,
+    stage: Stage,
+}
+
+enum Stage {
+    /// The task gradients of a refresh, and the values (`[K]` losses, the `K x K` Gram matrix,
+    /// the `[K]` squares over per-task parameters, then what the combiner tracks) that the host
+    /// solves on.
+    Refresh { gradients: TaskGradients, excess_risks: Option<(Tensor, Tensor)>, values: Tensor },
+    /// A step of one plain backward: nothing left to wait for.
+    Ready(Result<Direction, SkipReason>),
+}
+
+/// The host values of each prepared step that waits for some (`None` for the others), in ONE
+/// read-back for all of them.
+pub(crate) fn read_back(prepared: &mut [&mut Prepared]) -> Result<Vec<Option<Vec<f64>>>, AgentError> {
+    let waiting: Vec<Tensor> = prepared
+        .iter()
+        .filter_map(|p| match &p.stage {
+            Stage::Refresh { values, .. } => Some(values.shallow_clone()),
+            Stage::Ready(_) => None,
+        })
+        .collect();
+    if waiting.is_empty() {
+        return Ok(prepared.iter().map(|_| None).collect());
+    }
+    let lengths: Vec<usize> = waiting.iter().map(|v| v.numel()).collect();
+    let since = Instant::now();
+    let host = download::<f64>(&Tensor::cat(&waiting, 0))?;
+    let wait_ms = since.elapsed().as_secs_f64() * 1e3;
+    let (mut rest, mut lengths) = (host.as_slice(), lengths.into_iter());
+    let mut first = true;
+    Ok(prepared
+        .iter_mut()
+        .map(|p| {
+            let Stage::Refresh { .. } = p.stage else { return None };
+            let (values, after) = rest.split_at(lengths.next().expect("one length per waiting step"));
+            rest = after;
+            // The one wait counts for the first component that needed it.
+            p.report.host_syncs += u64::from(std::mem::take(&mut first));
+            p.report.phases.gram_ms = wait_ms;
+            Some(values.to_vec())
+        })
+        .collect())
+}
+
 pub(crate) struct ComponentLearner {
     pub component: Component,
     /// Views into `flat`.
@@ -200,11 +249,26 @@ impl ComponentLearner {
         &mut self,
         layout: &Layout,
         rng: &mut dyn RngCore,
-        shared_last_good: Option<&mut Vec<f64>>,
+        mut shared_last_good: Option<&mut Vec<f64>>,
         mut task_losses: impl FnMut(Weights, &Layout) -> Tensor,
     ) -> Result<ComponentReport, AgentError> {
-        let start = Instant::now();
-        let syncs = host_syncs();
+        let mut prepared = self.prepare(layout, rng, shared_last_good.as_deref_mut(), &mut task_losses)?;
+        let host = read_back(&mut [&mut prepared])?.pop().expect("one value per step");
+        self.complete(prepared, host, layout, rng, shared_last_good, task_losses)
+    }
+
+    /// [`ComponentLearner::step`] up to the point where it waits for the device: on a refresh,
+    /// the task gradients with the device values the host needs to solve ([`read_back`] them,
+    /// with other components' for one wait), then [`ComponentLearner::complete`]. Another
+    /// component may step in between: this one's parameters stay as they are until `complete`.
+    pub fn prepare(
+        &mut self,
+        layout: &Layout,
+        rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
+        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
+    ) -> Result<Prepared, AgentError> {
+        let (start, syncs) = (Instant::now(), host_syncs());
         let mut report = ComponentReport::empty(self.component);
         let measure_conflicts = std::mem::take(&mut self.measure_conflicts);
         let refresh = match self.combiner.needs().per_task_gradients() {
@@ -212,10 +276,40 @@ impl ComponentLearner {
             false => measure_conflicts,
         };
         self.updates += 1;
-        let direction = if refresh {
-            self.combined_task_gradients(layout, rng, shared_last_good, &mut task_losses, &mut report)?
+        let stage = if refresh {
+            let gradients = self.gradients.run(&self.params, layout, task_losses, &mut report.phases)?;
+            let per_task_squares = self.gradients.per_task_squares(&gradients);
+            let TaskGradients { losses, shared, gram, .. } = &gradients;
+            let mut pieces = vec![losses.shallow_clone(), gram.reshape([-1]), per_task_squares];
+            let excess_risks = self.gradients.excess_risks(shared);
+            pieces.extend(excess_risks.iter().map(|(_, risks)| risks.shallow_clone()));
+            pieces.extend(self.gradients.tracked_products(shared));
+            Stage::Refresh { values: Tensor::cat(&pieces, 0), gradients, excess_risks }
         } else {
-            self.weighted_loss_gradient(layout, rng, shared_last_good, &mut task_losses, &mut report)?
+            Stage::Ready(self.weighted_loss_gradient(layout, rng, shared_last_good, task_losses, &mut report)?)
+        };
+        report.host_syncs = host_syncs() - syncs;
+        Ok(Prepared { report, start, stage })
+    }
+
+    /// The rest of the step of [`ComponentLearner::prepare`], after [`read_back`].
+    pub fn complete(
+        &mut self,
+        prepared: Prepared,
+        host: Option<Vec<f64>>,
+        layout: &Layout,
+        rng: &mut dyn RngCore,
+        shared_last_good: Option<&mut Vec<f64>>,
+        mut task_losses: impl FnMut(Weights, &Layout) -> Tensor,
+    ) -> Result<ComponentReport, AgentError> {
+        let syncs = host_syncs();
+        let Prepared { mut report, start, stage, .. } = prepared;
+        let direction = match stage {
+            Stage::Refresh { gradients, excess_risks, .. } => {
+                let host = host.expect("a refresh's values are read back before it completes");
+                self.combined_task_gradients(gradients, excess_risks, &host, layout, rng, shared_last_good, &mut report)?
+            }
+            Stage::Ready(direction) => direction,
         };
         report.weights = self.weights.clone();
         let mut since = Instant::now();
@@ -246,7 +340,7 @@ impl ComponentLearner {
             }
             Err(reason) => self.outcome(&mut report, Err(reason))?,
         }
-        report.host_syncs = host_syncs() - syncs;
+        report.host_syncs += host_syncs() - syncs;
         report.ms = start.elapsed().as_secs_f64() * 1e3;
         Ok(report)
     }
@@ -295,28 +389,23 @@ impl ComponentLearner {
         Ok(())
     }
 
-    /// Per-task gradients, Gram matrix, fresh weights from the combiner, and `d = sum_k w_k g_k`
-    /// (or `Y^T w` over the tracked average) with its squared norm.
+    /// Fresh weights from the combiner on the host values of a refresh (the task losses, the Gram
+    /// matrix, ...: see [`ComponentLearner::prepare`]), and `d = sum_k w_k g_k` (or `Y^T w` over
+    /// the tracked average) with its squared norm.
+    #[allow(clippy::too_many_arguments)]
     fn combined_task_gradients(
         &mut self,
+        gradients: TaskGradients,
+        excess_risks: Option<(Tensor, Tensor)>,
+        host: &[f64],
         layout: &Layout,
         rng: &mut dyn RngCore,
         shared_last_good: Option<&mut Vec<f64>>,
-        task_losses: &mut impl FnMut(Weights, &Layout) -> Tensor,
         report: &mut ComponentReport,
     ) -> Result<Result<Direction, SkipReason>, AgentError> {
         let k = self.num_tasks;
-        let gradients = self.gradients.run(&self.params, layout, task_losses, &mut report.phases)?;
-        let mut since = Instant::now();
-        let per_task_squares = self.gradients.per_task_squares(&gradients);
-        let TaskGradients { losses, shared, gram, .. } = &gradients;
-        let mut pieces = vec![losses.shallow_clone(), gram.reshape([-1]), per_task_squares];
-        let excess_risks = self.gradients.excess_risks(shared);
-        pieces.extend(excess_risks.iter().map(|(_, risks)| risks.shallow_clone()));
-        pieces.extend(self.gradients.tracked_products(shared));
-        let host = download(&Tensor::cat(&pieces, 0))?;
-        report.phases.gram_ms = lap(&mut since);
-        if !report.record_task_losses(&host, k) {
+        let shared = &gradients.shared;
+        if !report.record_task_losses(host, k) {
             return Ok(Err(SkipReason::NonFiniteLoss));
         }
         let (gram, rest) = host[k..].split_at(k * k);
@@ -353,7 +442,7 @@ impl ComponentLearner {
         if self.batch_mean {
             self.weights = layout.sample_shares();
         }
-        since = Instant::now();
+        let mut since = Instant::now();
         let per_task_part = per_task_squares.iter().zip(&self.weights).map(|(s, w)| w * w * s).sum::<f64>();
         let (weights, shared_direction, shared_squared_norm) = match combination {
             // A method that builds d itself (GradDrop), over the shared coordinates in order.
@@ -589,14 +678,23 @@ mod tests {
         assert!((squared_norm - expected_squared_norm).abs() <= 1e-5 * expected_squared_norm, "|d|^2 on the host: {squared_norm} vs {expected_squared_norm}");
     }
 
+    /// The direction of a refresh, before Adam applies it.
+    fn refreshed(learner: &mut ComponentLearner, layout: &Layout, rng: &mut dyn RngCore, losses: &mut impl FnMut(Weights, &Layout) -> Tensor) -> (Direction, ComponentReport) {
+        let mut prepared = learner.prepare(layout, rng, None, losses).unwrap();
+        let host = read_back(&mut [&mut prepared]).unwrap().pop().unwrap().expect("a refresh waits for its values");
+        let Prepared { mut report, stage, .. } = prepared;
+        let Stage::Refresh { gradients, excess_risks, .. } = stage else { panic!("a refresh") };
+        let step = learner.combined_task_gradients(gradients, excess_risks, &host, layout, rng, None, &mut report).unwrap().unwrap();
+        (step, report)
+    }
+
     #[test]
     fn the_direction_of_fresh_weights_is_the_gradient_of_the_weighted_loss() {
         let (mut learner, mlp, x, y, layout) = learner_and_batch(Method::Mgda);
         let k = learner.num_tasks;
         let mut rng = rand::rngs::mock::StepRng::new(0, 1);
-        let mut report = ComponentReport::empty(Component::Critic);
         let mut losses = regression(&mlp, &x, &y);
-        let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
+        let (step, report) = refreshed(&mut learner, &layout, &mut rng, &mut losses);
         let weights: Vec<f64> = learner.weights.clone();
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-6, "MGDA weights lie on the simplex: {weights:?}");
         assert!(weights.iter().any(|&w| (w - 1.0 / k as f64).abs() > 1e-3), "weights should not be uniform: {weights:?}");
@@ -616,9 +714,8 @@ mod tests {
         let mut losses = regression(&mlp, &x, &y);
         let mut tracked = 0.0;
         for beta in [0.5, 0.5 / 2f64.sqrt()] {
-            let mut report = ComponentReport::empty(Component::Critic);
             let syncs = host_syncs();
-            let step = learner.combined_task_gradients(&layout, &mut rng, None, &mut losses, &mut report).unwrap().unwrap();
+            let (step, report) = refreshed(&mut learner, &layout, &mut rng, &mut losses);
             assert_eq!(host_syncs() - syncs, 1, "the losses with the K x K products; the weights and the scale go up without a wait");
             tracked = (1.0 - beta) * tracked + beta;
             let gram = report.gram.unwrap();

@@ -2,7 +2,7 @@
 //! with each of the critic, actor and temperature updates turned from per-task losses into one
 //! step by a gradient combiner (see [`crate::component`]).
 use crate::adam::FlatParams;
-use crate::component::{ComponentLearner, ComponentReport, LearnerSettings};
+use crate::component::{read_back, ComponentLearner, ComponentReport, LearnerSettings};
 use crate::categorical::Support;
 use crate::config::{Architecture, Component, CriticHead, LsReduction, NashFallback, RewardScaling, SacConfig, TaskEncoder, Temperature};
 use crate::critic::TwinCritic;
@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::Serialize;
 use solvers::{CombinerConfig, Method};
+use std::cell::OnceCell;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -331,23 +332,30 @@ impl Sac {
             critic_task_losses(critic, weights, layout, &batch, &target_q)
         })?;
 
-        // Actor: maximise the soft value under the updated critic (whose parameters it does not train).
+        // Actor: maximise the soft value under the updated critic (whose parameters it does not
+        // train). Temperature: alpha_k rises while task k's policy entropy is below the target.
+        // The temperature learns from the log-probabilities of the actor's pass (as mtrl), not
+        // from a re-evaluation after the step (FAMO), so both wait for the device once, together.
         let critic_params = self.critic_learner.detached();
-        let mut entropy_gap = None;
-        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
-        let mut actor_report = self.actor_learner.step(&layout, &mut self.rng, shared, |weights, layout| {
+        let entropy_gap = OnceCell::new();
+        let mut actor_losses = |weights: Weights, layout: &Layout| {
             let (losses, log_prob) = actor_task_losses(actor, critic, weights, &critic_params, layout, &batch, &alpha);
-            // The temperature learns from the log-probabilities of this pass (as mtrl), not from
-            // a re-evaluation after the step (FAMO).
-            entropy_gap.get_or_insert_with(|| layout.task_means(&(-log_prob - target_entropy)).detach());
+            entropy_gap.get_or_init(|| layout.task_means(&(-log_prob - target_entropy)).detach());
             losses
-        })?;
-
-        // Temperature: alpha_k rises while task k's policy entropy is below the target.
-        let entropy_gap = entropy_gap.expect("the actor step evaluates its loss at least once");
+        };
+        let mut alpha_losses = |weights: Weights, _: &Layout| {
+            alpha_per_task(weights.tensors, k) * entropy_gap.get().expect("the actor's pass comes first")
+        };
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
+        let mut actor_prepared = self.actor_learner.prepare(&layout, &mut self.rng, shared, &mut actor_losses)?;
         let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.alpha_learner));
-        let mut alpha_report =
-            self.alpha_learner.step(&layout, &mut self.rng, shared, |weights, _| alpha_per_task(weights.tensors, k) * &entropy_gap)?;
+        let mut alpha_prepared = self.alpha_learner.prepare(&layout, &mut self.rng, shared, &mut alpha_losses)?;
+        let [actor_host, alpha_host]: [Option<Vec<f64>>; 2] =
+            read_back(&mut [&mut actor_prepared, &mut alpha_prepared])?.try_into().expect("one value per step");
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.actor_learner));
+        let mut actor_report = self.actor_learner.complete(actor_prepared, actor_host, &layout, &mut self.rng, shared, actor_losses)?;
+        let shared = self.shared_last_good.as_mut().filter(|_| shares(&self.alpha_learner));
+        let mut alpha_report = self.alpha_learner.complete(alpha_prepared, alpha_host, &layout, &mut self.rng, shared, alpha_losses)?;
 
         let polyak_start = Instant::now();
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
@@ -643,7 +651,7 @@ mod safety_tests {
     }
 
     #[test]
-    fn an_update_waits_for_the_device_once_for_the_batch_once_per_gram_and_once_at_the_end() {
+    fn an_update_waits_for_the_device_once_for_the_batch_once_per_solve_and_once_at_the_end() {
         // ls with task means, ls with the batch mean (the mtrl preset), fairgrad, and moco (whose
         // Gram comes back with its tracked products; weights and scale go up without a wait).
         for combine in [Some(Method::Ls), None, Some(Method::FairGrad), Some(Method::Moco)] {
@@ -654,13 +662,15 @@ mod safety_tests {
             let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 6, config);
             for _ in 0..2 {
                 let report = sac.update().unwrap();
-                let components = [&report.critic, &report.actor, &report.alpha];
-                for component in components {
-                    assert_eq!(component.host_syncs, u64::from(component.gram.is_some()), "{combine:?} {}", component.component);
+                let solves = matches!(combine, Some(Method::FairGrad | Method::Moco));
+                for component in [&report.critic, &report.actor, &report.alpha] {
+                    assert_eq!(component.gram.is_some(), solves, "{combine:?} {}", component.component);
                 }
-                let grams = components.iter().filter(|c| c.gram.is_some()).count() as u64;
-                assert_eq!(grams, if matches!(combine, Some(Method::FairGrad | Method::Moco)) { 3 } else { 0 });
-                assert_eq!(report.host_syncs, 2 + grams, "{combine:?}: the batch with its layout, each Gram, the end of the update");
+                // The temperature's Gram comes back with the actor's: its losses are known once
+                // the actor's pass has run.
+                let waits = |component: &crate::ComponentReport| component.host_syncs;
+                assert_eq!([waits(&report.critic), waits(&report.actor), waits(&report.alpha)], if solves { [1, 1, 0] } else { [0; 3] }, "{combine:?}");
+                assert_eq!(report.host_syncs, if solves { 4 } else { 2 }, "{combine:?}: the batch with its layout, the critic's Gram, the actor's with the temperature's, the end of the update");
             }
         }
     }

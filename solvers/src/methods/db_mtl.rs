@@ -50,12 +50,12 @@ impl Combiner for DbMtl {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let loaded: Self =
-            serde_json::from_value(state.clone()).map_err(|e| SolverError::BadState { method: Method::DbMtl, reason: e.to_string() })?;
+            super::restored(Method::DbMtl, state)?;
         self.step = loaded.step;
         Ok(())
     }

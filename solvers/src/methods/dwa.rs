@@ -52,12 +52,11 @@ impl Combiner for Dwa {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
-        *self = serde_json::from_value(state.clone())
-            .map_err(|e| SolverError::BadState { method: Method::Dwa, reason: e.to_string() })?;
+        *self = super::restored(Method::Dwa, state)?;
         Ok(())
     }
 }

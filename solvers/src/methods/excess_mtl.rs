@@ -51,12 +51,12 @@ impl Combiner for ExcessMtl {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let bad = |reason: String| SolverError::BadState { method: Method::ExcessMtl, reason };
-        let loaded: Self = serde_json::from_value(state.clone()).map_err(|e| bad(e.to_string()))?;
+        let loaded: Self = super::restored(Method::ExcessMtl, state)?;
         let k = self.weights.len();
         if loaded.weights.len() != k || loaded.initial.as_ref().is_some_and(|r| r.len() != k) {
             return Err(bad(format!("the state is not for {k} tasks")));

@@ -45,8 +45,7 @@ impl Combiner for FairGradExact {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let previous = state.get("previous").cloned().unwrap_or_default();
-        self.previous = serde_json::from_value(previous)
-            .map_err(|e| SolverError::BadState { method: self.method, reason: e.to_string() })?;
+        self.previous = super::restored(self.method, &previous)?;
         Ok(())
     }
 }

@@ -66,13 +66,12 @@ impl Combiner for Famo {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let mt10 = self.mt10;
-        *self = serde_json::from_value(state.clone())
-            .map_err(|e| SolverError::BadState { method: Method::Famo, reason: e.to_string() })?;
+        *self = super::restored(Method::Famo, state)?;
         self.mt10 = mt10;
         Ok(())
     }

@@ -74,12 +74,12 @@ impl Combiner for GradNorm {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let bad = |reason: String| SolverError::BadState { method: Method::GradNorm, reason };
-        let loaded: Self = serde_json::from_value(state.clone()).map_err(|e| bad(e.to_string()))?;
+        let loaded: Self = super::restored(Method::GradNorm, state)?;
         let k = self.logits.len();
         let finite = loaded.logits.iter().chain(&loaded.initial_losses).all(|x| x.is_finite());
         if loaded.logits.len() != k || loaded.initial_losses.len() != k || !finite {

@@ -71,12 +71,12 @@ impl Combiner for GradVac {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let bad = |reason: String| SolverError::BadState { method: Method::GradVac, reason };
-        let loaded: Self = serde_json::from_value(state.clone()).map_err(|e| bad(e.to_string()))?;
+        let loaded: Self = super::restored(Method::GradVac, state)?;
         let k = self.targets.len();
         let valid = loaded.targets.len() == k && loaded.targets.iter().flatten().all(|t| t.is_finite() && t.abs() <= 1.0);
         if !valid || loaded.targets.iter().any(|row| row.len() != k) {

@@ -84,12 +84,12 @@ impl Combiner for Moco {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let bad = |reason: String| SolverError::BadState { method: Method::Moco, reason };
-        let loaded: Self = serde_json::from_value(state.clone()).map_err(|e| bad(e.to_string()))?;
+        let loaded: Self = super::restored(Method::Moco, state)?;
         let total: f64 = loaded.lambda.iter().sum();
         if loaded.lambda.len() != self.lambda.len() || loaded.lambda.iter().any(|x| !x.is_finite() || *x < 0.0) || (total - 1.0).abs() > 1e-6 {
             return Err(bad(format!("expected weights on the simplex over {} tasks, got {:?}", self.lambda.len(), loaded.lambda)));

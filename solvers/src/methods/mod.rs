@@ -92,6 +92,16 @@ fn uniform(k: usize) -> Vec<f64> {
     vec![1.0 / k as f64; k]
 }
 
+/// A method's saved state: its own serialised fields.
+fn saved<T: serde::Serialize>(method: &T) -> serde_json::Value {
+    serde_json::to_value(method).expect("plain numbers serialise")
+}
+
+/// A saved state of `method` read back as `T`, or why it cannot be.
+fn restored<T: serde::de::DeserializeOwned>(method: Method, state: &serde_json::Value) -> Result<T, SolverError> {
+    serde_json::from_value(state.clone()).map_err(|e| SolverError::BadState { method, reason: e.to_string() })
+}
+
 /// Restores a bandit's distribution `{"p": [...]}`, checking it is one over `k` tasks.
 fn load_distribution(method: Method, state: &serde_json::Value, k: usize) -> Result<Vec<f64>, SolverError> {
     let bad = |reason: String| SolverError::BadState { method, reason };

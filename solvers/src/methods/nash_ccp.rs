@@ -61,8 +61,7 @@ impl Combiner for NashCcp {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let previous = state.get("previous").cloned().unwrap_or_default();
-        let previous: Vec<f64> = serde_json::from_value(previous)
-            .map_err(|e| SolverError::BadState { method: Method::Nash, reason: e.to_string() })?;
+        let previous: Vec<f64> = super::restored(Method::Nash, &previous)?;
         if previous.iter().any(|w| !w.is_finite() || *w <= 0.0) {
             return Err(SolverError::BadState { method: Method::Nash, reason: format!("weights must be positive, got {previous:?}") });
         }

@@ -53,7 +53,7 @@ impl Combiner for SdmGrad {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {

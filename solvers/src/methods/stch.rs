@@ -67,12 +67,12 @@ impl Combiner for Stch {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("plain numbers serialise")
+        super::saved(self)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<(), SolverError> {
         let bad = |reason: String| SolverError::BadState { method: Method::Stch, reason };
-        let loaded: Self = serde_json::from_value(state.clone()).map_err(|e| bad(e.to_string()))?;
+        let loaded: Self = super::restored(Method::Stch, state)?;
         if loaded.loss_sum.len() != self.loss_sum.len() || loaded.loss_sum.iter().any(|s| !s.is_finite() || *s < 0.0) {
             return Err(bad(format!("expected {} non-negative loss sums, got {:?}", self.loss_sum.len(), loaded.loss_sum)));
         }
