@@ -1,6 +1,7 @@
 //! The twin critics: two Q-networks on `concat(obs, action)` (parameters `q1 ++ q2`, then BRC's
 //! task embedding when used), with a scalar head (SAC's, as mtrl) or BRC's categorical one (see
-//! [`crate::categorical`]).
+//! [`crate::categorical`]). Their observations come with the task vectors appended by
+//! [`TwinCritic::with_task_vectors`] of the same weights, so that the critic's loss trains them.
 use crate::categorical::{cross_entropy, Support};
 use crate::layout::Layout;
 use crate::network::{Mlp, Param, Weights};
