@@ -24,6 +24,7 @@ mod policy;
 mod replay;
 mod return_range;
 mod sac;
+mod task_embedding;
 mod task_gradients;
 #[cfg(test)]
 mod testing;
@@ -31,7 +32,7 @@ mod testing;
 pub use component::ComponentReport;
 pub use phases::Phases;
 pub use plasticity::{NetworkPlasticity, Plasticity};
-pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, Temperature};
+pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, TaskEncoder, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
 pub use sac::{ActionMode, ParameterCounts, Sac, UpdateReport};

@@ -55,7 +55,8 @@ impl Plasticity {
 
 /// `[6]` on the device: each network's dormant percent and srank (actor, then the two
 /// Q-networks), as mtrl's `get_metrics`: the actor on the batch's observations, the critics on
-/// those observations with actions drawn from the actor (here from the batch's own noise).
+/// those observations with actions drawn from the actor (here from the batch's own noise); both
+/// see the critic's task vectors, if any, as in the update.
 /// `obs` and `noise` are flat rows sorted by task; `task_counts` splits them by task where each
 /// task has its own network, whose diagnostics are then averaged over the tasks in the batch.
 pub(crate) fn measure(
@@ -67,10 +68,10 @@ pub(crate) fn measure(
     task_counts: Option<&[i64]>,
 ) -> Tensor {
     tch::no_grad(|| {
-        let actor_weights = Weights::new(actor_params);
-        let obs = layout.arrange(obs);
+        let (actor_weights, critic_weights) = (Weights::new(actor_params), Weights::new(critic_params));
+        let obs = critic.with_task_vectors(critic_weights, layout, &layout.arrange(obs));
         let (action, _) = actor.sample(actor_weights, &obs, &layout.arrange(noise));
-        let [q1, q2] = critic.features(Weights::new(critic_params), &obs, &action);
+        let [q1, q2] = critic.features(critic_weights, &obs, &action);
         let networks = [actor.features(actor_weights, &obs), q1, q2].map(|features| {
             let features = layout.to_flat(&features);
             match task_counts {
@@ -106,7 +107,7 @@ mod tests {
     use super::*;
     use crate::brc_reference::Vectors;
     use crate::testing::small_sac;
-    use crate::{Architecture, Block, SacConfig, Temperature};
+    use crate::{Architecture, Block, SacConfig, TaskEncoder, Temperature};
 
     /// mtrl's own functions on fixed features (`scripts/plasticity_vectors.py`): healthy, with
     /// dead and weak units, low-rank, wider than tall, all silent.
@@ -143,13 +144,20 @@ mod tests {
     }
 
     /// Asking changes nothing else: the same step, no extra read-back; the values lie
-    /// in their ranges for shared, multi-head and per-task networks, plain and BroNet; once only.
+    /// in their ranges for shared, multi-head and per-task networks, plain, BroNet and with the
+    /// task embedding; once only.
     #[test]
     fn an_update_asked_for_plasticity_reports_it_and_takes_the_same_step_without_another_read_back() {
         let bronet = |config: SacConfig| SacConfig { actor_block: Block::Bronet, critic_block: Block::Bronet, ..config };
         let plain = |config: SacConfig| config;
-        let configs: [(Architecture, &dyn Fn(SacConfig) -> SacConfig); 4] =
-            [(Architecture::MtSac, &plain), (Architecture::MultiHead, &plain), (Architecture::PerTask, &plain), (Architecture::MtSac, &bronet)];
+        let embedding = |config: SacConfig| SacConfig { task_encoder: TaskEncoder::Embedding, task_embedding_dim: 4, ..config };
+        let configs: [(Architecture, &dyn Fn(SacConfig) -> SacConfig); 5] = [
+            (Architecture::MtSac, &plain),
+            (Architecture::MultiHead, &plain),
+            (Architecture::PerTask, &plain),
+            (Architecture::MtSac, &bronet),
+            (Architecture::MultiHead, &embedding),
+        ];
         for (architecture, adjust) in configs {
             let mut unasked = small_sac(architecture, Temperature::Shared, 3, adjust);
             let mut asked = small_sac(architecture, Temperature::Shared, 3, adjust);

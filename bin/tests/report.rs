@@ -248,3 +248,41 @@ fn seeds_that_have_not_started_are_left_out_with_a_line_saying_so() {
     std::fs::remove_dir_all(&run).unwrap();
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn a_budget_of_steps_or_wall_time_reads_each_seed_up_to_it_and_refuses_seeds_short_of_it() {
+    let (ls, out) = (scratch("budget-ls"), scratch("budget-out"));
+    let zero = [0.0; 4];
+    // Evaluations at steps 0, 500, ..., 2000, ending at step / 100 seconds of training.
+    write_run(&ls, "toy", "ls", &TOY_SETS, &vec![toy_seed(1, zero, [1.0, 1.0, 0.0, 0.0], [1.0; 4]), toy_seed(2, zero, [1.0, 0.0, 0.0, 0.0], [1.0; 4])]);
+    let with = |budget: &[&str]| {
+        let mut args = vec!["report", ls.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend(budget);
+        mt10(&args)
+    };
+    let whole = with(&[]);
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    assert_eq!(row(&String::from_utf8_lossy(&whole.stdout), EVERY, "ls")[5], "1.000 ± 0.000", "final: step 2000");
+    for (budget, steps) in [(["--at-step", "1200"], "1000"), (["--at-wall-time", "15s"], "1500"), (["--at-wall-time", "0.25m"], "1500")] {
+        let result = with(&budget);
+        let table = String::from_utf8_lossy(&result.stdout).to_string();
+        assert!(result.status.success(), "{budget:?}: {}", String::from_utf8_lossy(&result.stderr));
+        let ls_row = row(&table, EVERY, "ls");
+        assert_eq!(ls_row[2], steps, "{budget:?}: {ls_row:?}");
+        assert_eq!(ls_row[4], "0.375 ± 0.125", "{budget:?}: best, at step 500");
+        assert_eq!(ls_row[5], "0.000 ± 0.000", "{budget:?}: final, the untrained-like evaluation before the budget");
+        assert!(table.starts_with("Budget: each seed up to"), "{table}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    for budget in [["--at-step", "2500"], ["--at-wall-time", "30"]] {
+        let result = with(&budget);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{budget:?}: {stderr}");
+        assert!(stderr.contains("seed-1") && stderr.contains("short of") && stderr.lines().count() == 1, "{stderr}");
+        assert!(!out.exists(), "nothing written");
+    }
+    for bad in [vec!["--at-step", "5", "--at-wall-time", "3"], vec!["--at-wall-time", "soon"]] {
+        assert_eq!(with(&bad).status.code(), Some(2), "{bad:?}");
+    }
+    std::fs::remove_dir_all(&ls).unwrap();
+}

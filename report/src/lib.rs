@@ -6,4 +6,4 @@ pub mod stats;
 pub mod sweep_freq;
 mod tables;
 
-pub use tables::generate;
+pub use tables::{generate, Budget};

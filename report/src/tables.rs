@@ -14,15 +14,61 @@ use solvers::Method;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Reads the runs and writes into `out`: `report.md` (also printed), `report.csv`,
-/// `scores/<row>-<best|final>[-mtrl-cadence].csv` (each row's seeds x tasks success, as rliable
-/// reads it), `success.png`, `profile.png` and `weights-<row>.png`. A missing or damaged file
-/// in a run is a [`UsageError`] naming it, before anything is written.
-pub fn generate(runs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
-    let groups = load(runs).map_err(UsageError)?;
+/// How much of each seed a report reads: all of it, or what it had done by a number of steps
+/// or of seconds of training wall time (to compare runs whose updates cost differently at
+/// equal steps and at equal time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    Whole,
+    Steps(u64),
+    WallTimeS(f64),
+}
+
+impl Budget {
+    fn admits(self, row: &MetricsRow) -> bool {
+        match self {
+            Budget::Whole => true,
+            Budget::Steps(steps) => row.step <= steps,
+            Budget::WallTimeS(seconds) => row.wall_time_s <= seconds,
+        }
+    }
+
+    /// Why a seed whose last evaluation is `last` cannot be read at this budget: it stopped
+    /// short of it (or has not got there yet).
+    fn short_of(self, last: &MetricsRow) -> Option<String> {
+        match self {
+            Budget::Steps(budget) if last.step < budget => Some(format!("its last evaluation is at step {}, short of the {budget} steps", last.step)),
+            Budget::WallTimeS(budget) if last.wall_time_s < budget => {
+                Some(format!("its last evaluation ended after {:.0} s of training, short of the {budget:.0} s", last.wall_time_s))
+            }
+            _ => None,
+        }
+    }
+
+    fn describe(self) -> Option<String> {
+        match self {
+            Budget::Whole => None,
+            Budget::Steps(steps) => Some(format!("each seed up to step {steps}: its evaluations at or before it")),
+            Budget::WallTimeS(seconds) => {
+                Some(format!("each seed up to {seconds:.0} s of training wall time: its evaluations that ended by then"))
+            }
+        }
+    }
+}
+
+/// Reads the runs (each seed within `budget`) and writes into `out`: `report.md` (also
+/// printed), `report.csv`, `scores/<row>-<best|final>[-mtrl-cadence].csv` (each row's seeds x
+/// tasks success, as rliable reads it), `success.png`, `profile.png` and `weights-<row>.png`. A
+/// missing or damaged file in a run, or a seed short of the budget, is a [`UsageError`] naming
+/// it, before anything is written.
+pub fn generate(runs: &[PathBuf], out: &Path, budget: Budget) -> anyhow::Result<()> {
+    let groups = load(runs, budget).map_err(UsageError)?;
     let tables = [Cadence::EveryEvaluation, Cadence::Mtrl].map(|cadence| Table::new(&groups, cadence));
     std::fs::create_dir_all(out.join(SCORES)).with_context(|| format!("cannot create {}", out.join(SCORES).display()))?;
-    let markdown = markdown(&groups, &tables);
+    let mut markdown = markdown(&groups, &tables);
+    if let Some(budget) = budget.describe() {
+        markdown = format!("Budget: {budget}.\n\n{markdown}");
+    }
     print!("{markdown}");
     std::fs::write(out.join("report.md"), &markdown)?;
     std::fs::write(out.join("report.csv"), csv(&groups, &tables))?;
@@ -135,7 +181,7 @@ impl Group {
     }
 }
 
-fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
+fn load(runs: &[PathBuf], budget: Budget) -> anyhow::Result<Vec<Group>> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for run in runs {
         let config = read_config(run)?;
@@ -151,7 +197,7 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
             if !metrics.is_file() {
                 bail!("{} is missing", metrics.display());
             }
-            let (tasks, evaluations) = read_metrics(&metrics)?;
+            let (tasks, mut evaluations) = read_metrics(&metrics)?;
             if tasks != run_tasks {
                 bail!("{}: its tasks ({}) are not those of {} ({})", metrics.display(), tasks.join(","), run.join("config.toml").display(), run_tasks.join(","));
             }
@@ -163,11 +209,17 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
                 Some(first) if first.step != 0 => bail!("{} line 2: the first evaluation is at step {}, not at step 0", metrics.display(), first.step),
                 Some(_) => {}
             }
+            if let Some(why) = budget.short_of(evaluations.last().expect("not empty")) {
+                bail!("{}: {why}; leave it out, or lower the budget", dir.display());
+            }
+            evaluations.retain(|row| row.step == 0 || budget.admits(row));
+            let last_step = evaluations.last().expect("step 0 stays").step;
             let weights = dir.join(WEIGHTS);
             if !weights.is_file() {
                 bail!("{} is missing", weights.display());
             }
-            let weights = read_weights(&weights)?;
+            let mut weights = read_weights(&weights)?;
+            weights.retain(|row| row.step <= last_step);
             let conflicts = dir.join(CONFLICTS);
             let conflicts = if conflicts.is_file() {
                 let rows = read_weights(&conflicts)?;
@@ -175,7 +227,7 @@ fn load(runs: &[PathBuf]) -> anyhow::Result<Vec<Group>> {
                 if let Some(row) = rows.iter().find(|r| r.weights.len() != columns) {
                     bail!("{}: a row at step {} has {} values, not the {columns} of {} tasks", conflicts.display(), row.step, row.weights.len(), tasks.len());
                 }
-                rows
+                rows.into_iter().filter(|row| row.step <= last_step).collect()
             } else {
                 Vec::new()
             };

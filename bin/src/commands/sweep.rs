@@ -38,7 +38,7 @@ pub fn write_tables(trained: Option<Trained>) -> anyhow::Result<()> {
         return Ok(());
     };
     let row_dirs: Vec<PathBuf> = rows.iter().map(|(_, dir, _)| dir.clone()).collect();
-    report::generate(&row_dirs, &dir.join(REPORT_DIR))?;
+    report::generate(&row_dirs, &dir.join(REPORT_DIR), report::Budget::Whole)?;
     if table == Table::Freq {
         report::sweep_freq::write(&dir, &rows)?;
     }
