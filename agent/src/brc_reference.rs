@@ -1,6 +1,6 @@
 //! BRC's own outputs on fixed inputs (`agent/tests/data/brc/`, written by
 //! `scripts/brc_vectors.py` from its JAX code), for the tests that pin this crate's BRC pieces to
-//! them.
+//! them; the same reader serves the other references' vectors under `agent/tests/data/`.
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
@@ -9,7 +9,12 @@ pub(crate) struct Vectors(Value);
 
 impl Vectors {
     pub fn load(name: &str) -> Self {
-        let path = format!("{}/tests/data/brc/{name}", env!("CARGO_MANIFEST_DIR"));
+        Self::read(&format!("brc/{name}"))
+    }
+
+    /// A vector file of any reference, by its path under `tests/data/`.
+    pub fn read(path: &str) -> Self {
+        let path = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         Self(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")))
     }
@@ -37,6 +42,12 @@ impl Vectors {
     /// Parameter `name` of the set `group` (flax's path joined by `/`; kernels as `[out, in]`).
     pub fn param(&self, group: &str, name: &str, device: Device) -> Tensor {
         tensor(self.field(group).get(name).unwrap_or_else(|| panic!("no `{name}` in `{group}`")), device)
+    }
+}
+
+impl From<Value> for Vectors {
+    fn from(value: Value) -> Self {
+        Self(value)
     }
 }
 

@@ -184,7 +184,7 @@ impl Sac {
 #[cfg(test)]
 mod tests {
     use crate::testing::small_sac;
-    use crate::{ActionMode, Architecture, Block, CombineConfig, CriticHead, RewardScaling, Sac, SacConfig, Temperature};
+    use crate::{ActionMode, Architecture, Block, CombineConfig, CriticHead, RewardScaling, Sac, SacConfig, TaskEncoder, Temperature};
     use solvers::Method;
     use std::path::PathBuf;
     use tch::Tensor;
@@ -234,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_brc_agent_restores_its_return_ranges_and_learns_on_identically() {
+    fn a_brc_agent_restores_its_return_ranges_and_task_embedding_and_learns_on_identically() {
         tch::set_num_threads(1);
         let brc = |config: SacConfig| SacConfig {
             critic_block: Block::Bronet,
@@ -243,12 +243,22 @@ mod tests {
             num_bins: 11,
             weight_decay: 1e-2,
             reward_scaling: RewardScaling::ReturnRange,
+            task_encoder: TaskEncoder::Embedding,
+            task_embedding_dim: 4,
             ..config
         };
         let (mut trained, mut restored, dir) = trained_and_restored(Architecture::MtSac, Temperature::Shared, brc, 3, true, "brc");
         let mut unscaled = small_sac(Architecture::MtSac, Temperature::Shared, 3, |config| SacConfig { reward_scaling: RewardScaling::None, ..brc(config) });
         assert!(matches!(unscaled.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
+        // Without the embedding the critic's first layer is narrower: a clear error, not a mix.
+        let mut one_hot = small_sac(Architecture::MtSac, Temperature::Shared, 3, |config| SacConfig { task_encoder: TaskEncoder::OneHot, ..brc(config) });
+        assert!(matches!(one_hot.load(&dir, true), Err(crate::AgentError::Checkpoint { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
+        let table = |sac: &Sac| sac.critic_learner.params.last().unwrap().shallow_clone();
+        assert_eq!(table(&trained).size(), [3, 4], "the critic's parameters end with the task embedding");
+        assert_same(&table(&trained), &table(&restored));
+        let initial = small_sac(Architecture::MtSac, Temperature::Shared, 1, brc);
+        assert!((table(&trained) - table(&initial)).abs().max().double_value(&[]) > 0.0, "the embedding learns");
         assert!(trained.return_range.is_some());
         assert_eq!(trained.return_range, restored.return_range);
         assert_eq!(trained.alpha_values, restored.alpha_values);

@@ -50,6 +50,19 @@ pub enum RewardScaling {
     ReturnRange,
 }
 
+/// How the task id reaches the networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskEncoder {
+    /// A one-hot task id appended to the observation when `task_one_hot` is set (nothing when
+    /// not: the environment may supply it).
+    OneHot,
+    /// BRC's: a learned vector per task (`task_embedding_dim` wide, L2-normalised with
+    /// `task_embedding_normalize`) appended to the observation, in place of the one-hot. The
+    /// critic learns it; the actor reads the critic's vectors without training them.
+    Embedding,
+}
+
 /// One entropy temperature for all tasks, or one per task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +222,11 @@ pub struct SacConfig {
     /// Append a one-hot task id to the observation (leave off when the environment already
     /// provides one).
     pub task_one_hot: bool,
+    pub task_encoder: TaskEncoder,
+    /// The width of each task's learned vector under `task_encoder = "embedding"` (BRC: 32).
+    pub task_embedding_dim: usize,
+    /// Divide each task's learned vector by its L2 norm (BRC does).
+    pub task_embedding_normalize: bool,
     /// Hidden layer widths of the actor and of each critic, unless `actor_hidden` or
     /// `critic_hidden` says otherwise. Under `bronet`, every entry after the first is a residual
     /// block of two layers, all of one width.
@@ -274,6 +292,9 @@ impl SacConfig {
         Self {
             architecture: Architecture::MtSac,
             task_one_hot: false,
+            task_encoder: TaskEncoder::OneHot,
+            task_embedding_dim: 32,
+            task_embedding_normalize: true,
             hidden: vec![400, 400, 400],
             actor_hidden: None,
             critic_hidden: None,
@@ -364,6 +385,10 @@ impl SacConfig {
             Some("the environment has no tasks".to_string())
         } else if let Some(problem) = self.network_problem() {
             Some(problem)
+        } else if self.task_encoder == TaskEncoder::Embedding && self.task_one_hot {
+            Some("task_encoder = \"embedding\" takes the one-hot's place: set task_one_hot = false".to_string())
+        } else if self.task_encoder == TaskEncoder::Embedding && self.task_embedding_dim == 0 {
+            Some("task_embedding_dim must be at least 1".to_string())
         } else if self.batch_size < num_tasks {
             Some(format!("batch_size {} is smaller than the number of tasks {num_tasks}", self.batch_size))
         } else if self.replay_capacity < num_tasks {

@@ -1,7 +1,11 @@
-//! The twin critics: two Q-networks on `concat(obs, action)` (parameters `q1 ++ q2`), with a
-//! scalar head (SAC's, as mtrl) or BRC's categorical one (see [`crate::categorical`]).
+//! The twin critics: two Q-networks on `concat(obs, action)` (parameters `q1 ++ q2`, then BRC's
+//! task embedding when used), with a scalar head (SAC's, as mtrl) or BRC's categorical one (see
+//! [`crate::categorical`]). Their observations come with the task vectors appended by
+//! [`TwinCritic::with_task_vectors`] of the same weights, so that the critic's loss trains them.
 use crate::categorical::{cross_entropy, Support};
+use crate::layout::Layout;
 use crate::network::{Mlp, Param, Weights};
+use crate::task_embedding::TaskEmbedding;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -9,34 +13,62 @@ pub(crate) struct TwinCritic {
     q: Mlp,
     /// The categorical head's atoms; `None` for the scalar head.
     support: Option<Support>,
+    /// BRC's task embedding, which the critic owns (as BRC's `Critic`) and the target critic
+    /// Polyak-averages with the rest.
+    embedding: Option<TaskEmbedding>,
 }
 
 impl TwinCritic {
-    /// `q` outputs one value for the scalar head, `bins` logits for a categorical one.
-    pub fn new(q: Mlp, support: Option<Support>) -> Self {
-        Self { q, support }
+    /// `q` outputs one value for the scalar head, `bins` logits for a categorical one; its
+    /// input includes the task vectors of `embedding` when there is one.
+    pub fn new(q: Mlp, support: Option<Support>, embedding: Option<TaskEmbedding>) -> Self {
+        Self { q, support, embedding }
     }
 
     pub fn init(&self, device: Device, rng: &mut impl Rng) -> Vec<Param> {
         let mut params = self.q.init(device, rng);
         params.extend(self.q.init(device, rng));
+        params.extend(self.embedding.map(|embedding| embedding.init(device, rng)));
         params
+    }
+
+    /// `obs` (laid out by `layout`) with each sample's task vector from the embedding in
+    /// `weights` appended, as both the critic and the actor take it (BRC's `build_actor_input`);
+    /// `obs` itself without an embedding.
+    pub fn with_task_vectors(&self, weights: Weights, layout: &Layout, obs: &Tensor) -> Tensor {
+        match &self.embedding {
+            Some(embedding) => embedding.append(TaskEmbedding::table(&weights), layout, obs),
+            None => obs.shallow_clone(),
+        }
     }
 
     pub fn has_per_task_layers(&self) -> bool {
         self.q.has_per_task_layers()
     }
 
-    /// Both networks' parameters over all tasks.
+    /// Both networks' parameters over all tasks, the embedding included.
     pub fn num_parameters(&self) -> usize {
-        2 * self.q.num_parameters()
+        2 * self.q.num_parameters() + self.embedding.map_or(0, |embedding| embedding.num_parameters())
     }
 
     /// Both networks' outputs, `[..., 1]` or `[..., bins]`.
     fn outputs(&self, weights: Weights, obs: &Tensor, action: &Tensor) -> (Tensor, Tensor) {
         let input = Tensor::cat(&[obs, action], -1);
-        let (q1, q2) = weights.split_at(self.q.num_tensors());
+        let (q1, q2) = self.q_weights(weights);
         (self.q.forward(q1, &input), self.q.forward(q2, &input))
+    }
+
+    /// Both networks' last hidden layer features (see [`Mlp::features`]).
+    pub fn features(&self, weights: Weights, obs: &Tensor, action: &Tensor) -> [Tensor; 2] {
+        let input = Tensor::cat(&[obs, action], -1);
+        let (q1, q2) = self.q_weights(weights);
+        [self.q.features(q1, &input), self.q.features(q2, &input)]
+    }
+
+    /// Each Q-network's weights (the embedding's follow them).
+    fn q_weights<'a>(&self, weights: Weights<'a>) -> (Weights<'a>, Weights<'a>) {
+        let (q1, rest) = weights.split_at(self.q.num_tensors());
+        (q1, rest.split_at(self.q.num_tensors()).0)
     }
 
     /// The value the actor maximises, one per sample: `min(Q1, Q2)` (scalar); the mean of the
@@ -93,7 +125,7 @@ mod tests {
     /// (obs, embedding, action).
     fn brc_critic(device: Device) -> TwinCritic {
         let q = Mlp::built((OBS + EMBEDDING) as usize, &[8, 8, 8], 101, Block::Bronet, false, |_, _| false, 1);
-        TwinCritic::new(q, Some(Support::new(101, 10.0, device)))
+        TwinCritic::new(q, Some(Support::new(101, 10.0, device)), None)
     }
 
     fn to_ours(kernel: &Tensor) -> Tensor {
@@ -117,6 +149,17 @@ mod tests {
         let ids = Tensor::from_slice(&v.indices("task_ids")).to_device(device);
         let rows = table.index_select(0, &ids);
         Tensor::cat(&[v.tensor(key, device), &rows / rows.norm_scalaropt_dim(2, [-1], true)], -1)
+    }
+
+    /// The sizes docs/brc.md reads off BRC's modules on MetaWorld (39-d observations, 4-d
+    /// actions, 10 tasks): the `brc` preset's networks have as many parameters.
+    #[test]
+    fn brcs_mt10_networks_have_its_parameter_counts() {
+        let embedding = TaskEmbedding::new(10, 32, true);
+        let q = Mlp::built(39 + 32 + 4, &[4096; 3], 101, Block::Bronet, false, |_, _| false, 10);
+        assert_eq!(TwinCritic::new(q, None, Some(embedding)).num_parameters(), 135_782_922);
+        let actor = Mlp::built(39 + 32, &[256; 2], 2 * 4, Block::Bronet, false, |_, _| false, 10);
+        assert_eq!(actor.num_parameters(), 153_608);
     }
 
     #[test]

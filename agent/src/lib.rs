@@ -19,17 +19,20 @@ mod error;
 mod layout;
 mod network;
 mod phases;
+mod plasticity;
 mod policy;
 mod replay;
 mod return_range;
 mod sac;
+mod task_embedding;
 mod task_gradients;
 #[cfg(test)]
 mod testing;
 
 pub use component::ComponentReport;
 pub use phases::Phases;
-pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, Temperature};
+pub use plasticity::{NetworkPlasticity, Plasticity};
+pub use config::{Architecture, Block, CombineConfig, Component, CriticHead, DeviceChoice, LsReduction, NashFallback, RewardScaling, SacConfig, Sampling, TaskEncoder, Temperature};
 pub use error::{AgentError, SkipReason};
 pub use replay::{HostBatch, ReplayBuffer};
 pub use sac::{ActionMode, ParameterCounts, Sac, UpdateReport};

@@ -222,6 +222,20 @@ impl Mlp {
     pub fn forward(&self, weights: Weights, input: &Tensor) -> Tensor {
         debug_assert_eq!(weights.tensors.len(), self.num_tensors());
         let mut layers = LayerCursor { network: self, weights, next: 0 };
+        let x = self.hidden(&mut layers, input);
+        let out = layers.linear(&x);
+        debug_assert_eq!(layers.next, self.layers.len());
+        out
+    }
+
+    /// The last hidden layer's features, what the head reads: post-ReLU for [`Block::Mlp`], the
+    /// residual stream (nothing after its sum) for [`Block::Bronet`].
+    pub fn features(&self, weights: Weights, input: &Tensor) -> Tensor {
+        debug_assert_eq!(weights.tensors.len(), self.num_tensors());
+        self.hidden(&mut LayerCursor { network: self, weights, next: 0 }, input)
+    }
+
+    fn hidden(&self, layers: &mut LayerCursor, input: &Tensor) -> Tensor {
         let mut x = input.shallow_clone();
         match self.block {
             Block::Mlp => {
@@ -238,9 +252,7 @@ impl Mlp {
                 }
             }
         }
-        let out = layers.linear(&x);
-        debug_assert_eq!(layers.next, self.layers.len());
-        out
+        x
     }
 
     fn linear_layers(&self) -> usize {

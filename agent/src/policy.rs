@@ -28,6 +28,11 @@ impl SquashedGaussian {
         self.net.num_parameters()
     }
 
+    /// The last hidden layer's features (see [`Mlp::features`]).
+    pub fn features(&self, weights: Weights, obs: &Tensor) -> Tensor {
+        self.net.features(weights, obs)
+    }
+
     fn mean_and_log_std(&self, weights: Weights, obs: &Tensor) -> (Tensor, Tensor) {
         let out = self.net.forward(weights, obs).chunk(2, -1);
         // A smooth map of the raw output onto [min, max], unlike clamping it keeps a gradient.

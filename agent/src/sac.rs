@@ -4,14 +4,16 @@
 use crate::adam::FlatParams;
 use crate::component::{read_back, ComponentLearner, ComponentReport, LearnerSettings};
 use crate::categorical::Support;
-use crate::config::{Architecture, Component, CriticHead, LsReduction, NashFallback, RewardScaling, SacConfig, Temperature};
+use crate::config::{Architecture, Component, CriticHead, LsReduction, NashFallback, RewardScaling, SacConfig, TaskEncoder, Temperature};
 use crate::critic::TwinCritic;
 use crate::counting::{download, host_syncs, upload};
 use crate::layout::{layout_for, Layout};
 use crate::network::{Mlp, Param, Weights};
+use crate::plasticity::{self, Plasticity};
 use crate::policy::SquashedGaussian;
 use crate::replay::{HostBatch, ReplayBuffer};
 use crate::return_range::ReturnRange;
+use crate::task_embedding::TaskEmbedding;
 use crate::AgentError;
 use envs::{EnvSpec, VecStep};
 use rand::{Rng, SeedableRng};
@@ -35,7 +37,7 @@ pub enum ActionMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ParameterCounts {
     pub actor: usize,
-    /// Both Q-networks.
+    /// Both Q-networks and the task embedding.
     pub critic: usize,
 }
 
@@ -58,6 +60,9 @@ pub struct UpdateReport {
     pub host_syncs: u64,
     /// Time of the whole update.
     pub ms: f64,
+    /// When asked for ([`Sac::measure_plasticity_next_update`]): the networks' plasticity
+    /// diagnostics after this update, on its batch.
+    pub plasticity: Option<Plasticity>,
 }
 
 /// The batch on the device, rows sorted by task (network inputs include the one-hot when used),
@@ -98,6 +103,8 @@ pub struct Sac {
     pub(crate) alpha_values: Vec<f64>,
     /// The layout of one row per task and the task ids, made by the first [`Sac::act`].
     act_layout: Option<(Layout, Tensor)>,
+    /// Whether the next update reports the plasticity diagnostics.
+    measure_plasticity: bool,
 }
 
 impl Sac {
@@ -115,7 +122,9 @@ impl Sac {
             Architecture::MultiHead => layer + 1 == layers,
             Architecture::PerTask => true,
         };
-        let input = obs_dim + if config.task_one_hot { k } else { 0 };
+        let embedding = (config.task_encoder == TaskEncoder::Embedding)
+            .then(|| TaskEmbedding::new(k, config.task_embedding_dim, config.task_embedding_normalize));
+        let input = obs_dim + if config.task_one_hot { k } else { 0 } + embedding.map_or(0, |embedding| embedding.dim());
         let actor = SquashedGaussian::new(
             Mlp::built(input, config.actor_widths(), 2 * action_dim, config.actor_block, config.layer_norm, per_task_layer, k),
             config.log_std_min,
@@ -126,7 +135,7 @@ impl Sac {
             CriticHead::Categorical => (config.num_bins, Some(Support::new(config.num_bins, config.v_max, device))),
         };
         let critic_net = Mlp::built(input + action_dim, config.critic_widths(), critic_outputs, config.critic_block, config.layer_norm, per_task_layer, k);
-        let critic = TwinCritic::new(critic_net, support);
+        let critic = TwinCritic::new(critic_net, support, embedding);
         let critic_params = critic.init(device, &mut rng);
         let per_task_alpha = config.temperature == Temperature::PerTask;
         let log_alpha = Tensor::full([if per_task_alpha { k as i64 } else { 1 }], config.init_temperature.ln(), (Kind::Float, device));
@@ -179,6 +188,7 @@ impl Sac {
             replay,
             rng,
             act_layout: None,
+            measure_plasticity: false,
         })
     }
 
@@ -206,8 +216,8 @@ impl Sac {
         &self.replay
     }
 
-    /// The number of parameters of the actor and of the critic (both Q-networks), over all
-    /// tasks: a per-task layer counts once per task.
+    /// The number of parameters of the actor and of the critic (both Q-networks and the task
+    /// embedding), over all tasks: a per-task layer counts once per task.
     pub fn parameter_counts(&self) -> ParameterCounts {
         ParameterCounts { actor: self.actor.num_parameters(), critic: self.critic.num_parameters() }
     }
@@ -231,6 +241,13 @@ impl Sac {
     /// reports each component's Gram, for the conflict diagnostics; its direction is the same.
     pub fn measure_conflicts_next_update(&mut self) {
         self.learners_mut().into_iter().for_each(|learner| learner.measure_conflicts = true);
+    }
+
+    /// The next update reports the networks' plasticity diagnostics (see [`crate::plasticity`]),
+    /// read back with its other values (libtorch's SVD itself waits for a CUDA device, once per
+    /// network).
+    pub fn measure_plasticity_next_update(&mut self) {
+        self.measure_plasticity = true;
     }
 
     pub(crate) fn learners(&self) -> [&ComponentLearner; 3] {
@@ -272,7 +289,7 @@ impl Sac {
         let noise = (!noise.is_empty()).then(|| inputs.narrow(0, obs.len() as i64, noise.len() as i64).view([k as i64, -1]));
         let obs = self.network_input(inputs.narrow(0, 0, obs.len() as i64).view([k as i64, -1]), task);
         let action = tch::no_grad(|| {
-            let obs = layout.arrange(&obs);
+            let obs = self.critic.with_task_vectors(Weights::new(&self.critic_learner.params), layout, &layout.arrange(&obs));
             let weights = Weights::new(&self.actor_learner.params);
             let action = match &noise {
                 Some(noise) => self.actor.sample(weights, &obs, &layout.arrange(noise)).0,
@@ -311,11 +328,16 @@ impl Sac {
         // Critic: both Q-networks learn the soft Bellman target of the current policy.
         let target_q = tch::no_grad(|| {
             let next_obs = layout.arrange(&batch.next_obs);
-            let (next_action, next_log_prob) =
-                actor.sample(Weights::new(&self.actor_learner.params), &next_obs, &layout.arrange(&batch.next_noise));
+            // BRC: the policy reads the critic's task vectors, the target critic its own.
+            let (critic_weights, target_weights) = (Weights::new(&self.critic_learner.params), Weights::new(&self.critic_target.views));
+            let (next_action, next_log_prob) = actor.sample(
+                Weights::new(&self.actor_learner.params),
+                &critic.with_task_vectors(critic_weights, &layout, &next_obs),
+                &layout.arrange(&batch.next_noise),
+            );
             let target = critic.bellman_target(
-                Weights::new(&self.critic_target.views),
-                &next_obs,
+                target_weights,
+                &critic.with_task_vectors(target_weights, &layout, &next_obs),
                 &next_action,
                 &layout.arrange(&batch.reward),
                 &(layout.arrange(&batch.not_done) * gamma),
@@ -359,11 +381,21 @@ impl Sac {
         let _ = tch::no_grad(|| self.critic_target.flat.lerp_(&self.critic_learner.flat, tau));
         let polyak_ms = polyak_start.elapsed().as_secs_f64() * 1e3;
 
+        // After the update, on its batch, as mtrl's `get_metrics` after its `update`.
+        let plasticity = std::mem::take(&mut self.measure_plasticity).then(|| {
+            let counts: Vec<i64> = host.counts.iter().map(|&n| n as i64).collect();
+            let per_task_networks = self.config.architecture == Architecture::PerTask;
+            let (actor, critic) = ((&self.actor, &self.actor_learner.params[..]), (&self.critic, &self.critic_learner.params[..]));
+            plasticity::measure(actor, critic, &layout, &batch.obs, &batch.noise, per_task_networks.then_some(counts.as_slice()))
+        });
+
         // One read-back for what the host still needs: the temperatures, and the losses and
         // direction norms of the steps checked on the device.
         // One temperature or one per task.
         let alpha_values = self.alpha_learner.params[0].detach().exp();
-        let pending: Vec<Tensor> = self.learners().iter().filter_map(|l| l.pending().map(Tensor::shallow_clone)).chain([alpha_values]).collect();
+        let measured = plasticity.is_some();
+        let pending: Vec<Tensor> =
+            self.learners().iter().filter_map(|l| l.pending().map(Tensor::shallow_clone)).chain(plasticity).chain([alpha_values]).collect();
         let host_values = download::<f64>(&Tensor::cat(&pending, 0))?;
         let mut rest = host_values.as_slice();
         for (learner, report) in [(&mut self.critic_learner, &mut critic_report), (&mut self.actor_learner, &mut actor_report), (&mut self.alpha_learner, &mut alpha_report)] {
@@ -373,6 +405,8 @@ impl Sac {
                 learner.finish(report, values)?;
             }
         }
+        let (plasticity_values, rest) = rest.split_at(if measured { Plasticity::VALUES } else { 0 });
+        let plasticity = measured.then(|| Plasticity::from_values(plasticity_values));
         let alpha_values = if rest.len() == 1 { vec![rest[0]; k] } else { rest.to_vec() };
         self.alpha_values.clone_from(&alpha_values);
         Ok(UpdateReport {
@@ -385,6 +419,7 @@ impl Sac {
             polyak_ms,
             host_syncs: host_syncs() - syncs,
             ms: start.elapsed().as_secs_f64() * 1e3,
+            plasticity,
         })
     }
 
@@ -443,11 +478,13 @@ impl Sac {
 /// `[K]`: each task's mean of the two Q-networks' summed losses against the target (see
 /// [`TwinCritic::loss`]).
 fn critic_task_losses(critic: &TwinCritic, weights: Weights, layout: &Layout, batch: &Batch, target: &Tensor) -> Tensor {
-    layout.task_means(&critic.loss(weights, &layout.arrange(&batch.obs), &layout.arrange(&batch.action), &layout.arrange(target)))
+    let obs = critic.with_task_vectors(weights, layout, &layout.arrange(&batch.obs));
+    layout.task_means(&critic.loss(weights, &obs, &layout.arrange(&batch.action), &layout.arrange(target)))
 }
 
 /// `[K]`: each task's mean of `alpha_k log pi(a|s) - Q(s, a)` with `a ~ pi(s)` (`Q` as
-/// [`TwinCritic::value`]), and the per-sample log-probabilities.
+/// [`TwinCritic::value`]), and the per-sample log-probabilities. The actor sees the critic's task
+/// vectors, if any, as fixed inputs (BRC's `update_actor`).
 fn actor_task_losses(
     actor: &SquashedGaussian,
     critic: &TwinCritic,
@@ -457,7 +494,7 @@ fn actor_task_losses(
     batch: &Batch,
     alpha: &Tensor,
 ) -> (Tensor, Tensor) {
-    let obs = layout.arrange(&batch.obs);
+    let obs = critic.with_task_vectors(Weights::new(critic_params), layout, &layout.arrange(&batch.obs));
     let (action, log_prob) = actor.sample(weights, &obs, &layout.arrange(&batch.noise));
     let q = critic.value(Weights::new(critic_params), &obs, &action);
     (layout.task_means(&(layout.per_task(alpha) * &log_prob - q)), log_prob)
@@ -515,7 +552,10 @@ mod tests {
             ..config
         };
         let layer_norm = |config: SacConfig| SacConfig { layer_norm: true, actor_hidden: Some(vec![8]), ..config };
-        let configs: [(Architecture, Temperature, &dyn Fn(SacConfig) -> SacConfig); 7] = [
+        // The critic's task embedding: a per-task parameter inside the critic's input.
+        let embedding = |config: SacConfig| SacConfig { task_encoder: TaskEncoder::Embedding, task_embedding_dim: 4, ..brc(config) };
+        let unnormalised = |config: SacConfig| SacConfig { task_encoder: TaskEncoder::Embedding, task_embedding_normalize: false, ..config };
+        let configs: [(Architecture, Temperature, &dyn Fn(SacConfig) -> SacConfig); 11] = [
             (Architecture::MtSac, Temperature::Shared, &plain),
             (Architecture::MultiHead, Temperature::PerTask, &plain),
             (Architecture::PerTask, Temperature::Shared, &plain),
@@ -523,6 +563,10 @@ mod tests {
             (Architecture::MultiHead, Temperature::PerTask, &brc),
             (Architecture::PerTask, Temperature::Shared, &brc),
             (Architecture::MtSac, Temperature::Shared, &layer_norm),
+            (Architecture::MtSac, Temperature::Shared, &embedding),
+            (Architecture::MultiHead, Temperature::PerTask, &embedding),
+            (Architecture::PerTask, Temperature::Shared, &embedding),
+            (Architecture::MtSac, Temperature::Shared, &unnormalised),
         ];
         for (architecture, temperature, adjust) in configs {
             let mut sac = small_sac(architecture, temperature, 7, adjust);
@@ -553,9 +597,44 @@ mod tests {
 #[cfg(test)]
 mod safety_tests {
     use crate::testing::small_sac;
-    use crate::{AgentError, Architecture, CombineConfig, Component, LsReduction, SacConfig, SkipReason, Temperature};
+    use crate::{AgentError, Architecture, CombineConfig, Component, LsReduction, SacConfig, SkipReason, TaskEncoder, Temperature};
     use envs::VecStep;
     use solvers::Method;
+
+    #[test]
+    fn every_combiner_trains_the_task_embedding_which_the_parameter_counts_include() {
+        let one_hot = small_sac(Architecture::MtSac, Temperature::Shared, 3, |config| config).parameter_counts();
+        // Those whose default options suit 3 tasks (one bounds a parameter by log K).
+        for &method in Method::ALL.iter().filter(|&&method| solvers::CombinerConfig::new(method).build(3).is_ok()) {
+            let embedding = |config: SacConfig| SacConfig {
+                task_encoder: TaskEncoder::Embedding,
+                task_embedding_dim: 4,
+                // The critic holds the table (and some methods take only positive losses).
+                combine: CombineConfig { components: Some(vec![Component::Critic]), ..CombineConfig::new(method) },
+                ..config
+            };
+            let mut sac = small_sac(Architecture::MtSac, Temperature::Shared, 3, embedding);
+            // 5 + 4 inputs in place of 5: 4 more weights per first-layer unit, and the table.
+            let counts = sac.parameter_counts();
+            assert_eq!(counts.actor, one_hot.actor + 4 * 32, "{method}");
+            assert_eq!(counts.critic, one_hot.critic + 2 * 4 * 32 + 3 * 4, "{method}");
+            let before = sac.critic_learner.params.last().unwrap().copy();
+            for _ in 0..2 {
+                let report = sac.update().unwrap();
+                assert_eq!(report.critic.skipped, None, "{method}");
+            }
+            let change = (sac.critic_learner.params.last().unwrap() - before).abs().max().double_value(&[]);
+            assert!(change > 0.0 && change.is_finite(), "{method}: the embedding moved by {change}");
+        }
+    }
+
+    #[test]
+    fn the_embedding_takes_the_one_hots_place() {
+        let both = SacConfig { task_encoder: TaskEncoder::Embedding, task_one_hot: true, ..SacConfig::mtrl() };
+        assert!(matches!(both.validate(3), Err(AgentError::Config(_))));
+        let empty = SacConfig { task_encoder: TaskEncoder::Embedding, task_embedding_dim: 0, ..SacConfig::mtrl() };
+        assert!(matches!(empty.validate(3), Err(AgentError::Config(_))));
+    }
 
     #[test]
     fn weights_are_recomputed_every_k_updates_and_reused_in_between() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn bad_input_exits_2_with_one_line_and_creates_nothing() {
     let out = scratch("rejected");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["--method", "nope"], "unknown method 'nope'"),
         (&["--method", "fairgrad", "--alpha", "-1"], "alpha"),
         (&["--method", "ls", "--alpha", "2"], "does not take alpha"),
@@ -21,6 +21,7 @@ fn bad_input_exits_2_with_one_line_and_creates_nothing() {
         (&["--preset", "toy", "--batch-size", "2"], "batch_size 2"),
         (&["--preset", "toy", "--set", "run.updates_per_step=0"], "run.updates_per_step must be at least 1"),
         (&["--preset", "toy", "--set", "run.log_conflicts_every=150"], "run.log_conflicts_every (150) must be a multiple of run.log_every (100)"),
+        (&["--preset", "toy", "--set", "run.log_plasticity=1"], "--set run.log_plasticity: invalid type: integer `1`, expected a boolean"),
     ];
     for (args, message) in cases {
         let mut full = vec!["train", "--out", out.to_str().unwrap()];
@@ -139,8 +140,28 @@ fn ls_logs_its_conflicts_every_n_steps_when_asked() {
     let plain = scratch("ls-no-conflicts");
     train_tiny(&plain, &args);
     let scalars = tensorboard_scalars(&plain.join("seed-1"));
-    assert!(scalars.as_object().unwrap().keys().all(|t| !t.starts_with("gram/")), "{:?}", scalars.as_object().unwrap().keys());
+    let keys = scalars.as_object().unwrap().keys();
+    assert!(keys.clone().all(|t| !t.starts_with("gram/") && !t.starts_with("plasticity/")), "{keys:?}");
     std::fs::remove_dir_all(&plain).unwrap();
+}
+
+/// `run.log_plasticity` logs each network's dormant units and srank with the training scalars,
+/// every `run.log_every` (50) once updates run (the random steps end at 100).
+#[test]
+fn plasticity_diagnostics_reach_tensorboard_every_log_when_asked() {
+    let out = scratch("plasticity");
+    train_tiny(&out, &["--seeds", "1", "--steps", "300", "--set", "run.eval_every=300", "--set", "run.checkpoint_every=300", "--set", "run.log_plasticity=true"]);
+    let scalars = tensorboard_scalars(&out.join("seed-1"));
+    for network in ["actor", "critic1", "critic2"] {
+        for (metric, range) in [("dormant_percent", 0.0..=100.0), ("srank", 1.0..=16.0)] {
+            let tag = format!("plasticity/{network}/{metric}");
+            let points = scalars.get(&tag).unwrap_or_else(|| panic!("no {tag} in {:?}", scalars.as_object().unwrap().keys()));
+            let points: Vec<(u64, f64)> = points.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
+            assert_eq!(points.iter().map(|p| p.0).collect::<Vec<_>>(), [150, 200, 250, 300], "{tag}");
+            assert!(points.iter().all(|p| range.contains(&p.1)), "{tag}: {points:?}");
+        }
+    }
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]

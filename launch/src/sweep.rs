@@ -318,6 +318,31 @@ mod tests {
     }
 
     #[test]
+    fn the_brc_vs_mtrl_rows_swap_only_the_network_on_either_brc_preset() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/brc-vs-mtrl.toml");
+        let rows = read_rows(&path).unwrap();
+        for preset in ["brc", "brc-cpu"] {
+            let base = RunConfig::preset(preset).unwrap();
+            let configs = row_configs(&base, &rows).unwrap();
+            let methods: Vec<Method> = configs.iter().map(|c| c.agent.combine.combiner.method).collect();
+            assert_eq!(methods, [Method::Ls, Method::FairGrad, Method::Nash].repeat(2), "{preset}");
+            for (row, config) in rows.iter().zip(&configs) {
+                let agent = &config.agent;
+                if row.name.starts_with("brc") {
+                    assert_eq!((agent.critic_block, agent.task_encoder), (base.agent.critic_block, agent::TaskEncoder::Embedding), "{preset} {}", row.name);
+                    assert_eq!(agent.critic_widths(), base.agent.critic_widths());
+                } else {
+                    assert_eq!((agent.critic_block, agent.actor_block), (agent::Block::Mlp, agent::Block::Mlp), "{preset} {}", row.name);
+                    assert_eq!((agent.critic, agent.task_encoder), (agent::CriticHead::Scalar, agent::TaskEncoder::OneHot));
+                    assert_eq!((agent.critic_widths(), agent.actor_widths()), ([400; 3].as_slice(), [400; 3].as_slice()));
+                }
+                // The recipe is the preset's.
+                assert_eq!((config.env.clone(), &config.run.updates_per_step, agent.batch_size, agent.weight_decay, agent.reward_scaling), (base.env.clone(), &base.run.updates_per_step, base.agent.batch_size, base.agent.weight_decay, base.agent.reward_scaling));
+            }
+        }
+    }
+
+    #[test]
     fn rows_are_checked_before_anything_is_made() {
         let base = RunConfig::preset("toy").unwrap();
         let row = |name: &str, method: Option<&str>, set: &[&str]| Row { name: name.into(), method: method.map(String::from), set: set.iter().map(|s| s.to_string()).collect() };

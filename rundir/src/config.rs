@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The presets in `configs/`, built into the binary so it runs from anywhere.
-pub const PRESETS: [(&str, &str); 5] = [
+pub const PRESETS: [(&str, &str); 7] = [
     ("mtrl", include_str!("../../configs/mtrl.toml")),
     ("mt10-cpu", include_str!("../../configs/mt10-cpu.toml")),
+    ("brc", include_str!("../../configs/brc.toml")),
+    ("brc-cpu", include_str!("../../configs/brc-cpu.toml")),
     ("plus", include_str!("../../configs/plus.toml")),
     ("toy", include_str!("../../configs/toy.toml")),
     ("smoke", include_str!("../../configs/smoke.toml")),
@@ -66,10 +68,19 @@ pub struct RunSettings {
     /// `log_every`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_conflicts_every: u64,
+    /// Log each network's plasticity diagnostics (`plasticity/...`: dormant units and srank of
+    /// its last hidden layer, as the scaling paper's code) every `log_every` steps, from the first
+    /// update of the step before the log; off (the default) costs nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_plasticity: bool,
 }
 
 fn checkpoint_replay_default() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -248,7 +259,9 @@ fn one_line(message: &str) -> String {
 #[command(mut_arg("method", |arg| arg.required(false)))]
 pub struct ConfigArgs {
     /// A preset from configs/: mtrl (the papers' MT10 protocol), mt10-cpu (the same, sized for
-    /// about 40 minutes a seed on 2 cores), plus, toy (no Python, minutes), smoke (MetaWorld, minutes)
+    /// about 40 minutes a seed on 2 cores), brc (BRC's multi-task recipe at full width, a GPU
+    /// config), brc-cpu (the same recipe, sized for about 40 minutes a seed on 2 cores), plus,
+    /// toy (no Python, minutes), smoke (MetaWorld, minutes)
     #[arg(long, default_value = "mtrl", conflicts_with = "config")]
     pub preset: String,
     /// A TOML config file (see configs/) instead of a preset
@@ -337,5 +350,22 @@ impl ConfigArgs {
             config.set(assignment)?;
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_loads_and_validates() {
+        for (name, _) in PRESETS {
+            let config = RunConfig::preset(name).unwrap_or_else(|e| panic!("{e:#}"));
+            config.validate().unwrap_or_else(|e| panic!("preset `{name}`: {e:#}"));
+            assert_eq!(RunConfig::from_toml(&config.to_toml()).unwrap(), config, "preset `{name}` round-trips");
+        }
+        let brc = RunConfig::preset("brc").unwrap();
+        assert_eq!(brc.agent.task_encoder, agent::TaskEncoder::Embedding);
+        assert_eq!(brc.agent.critic_widths(), [4096; 3]);
     }
 }

@@ -11,7 +11,7 @@ use crate::evaluation::{evaluate, evaluation_env};
 use crate::device;
 use crate::progress::{Pace, Progress, SeedState, SeedStatus};
 use crate::video::{VideoRecorder, VideoSettings};
-use agent::{ActionMode, Component, Sac, UpdateReport};
+use agent::{ActionMode, Component, Plasticity, Sac, UpdateReport};
 use envs::Worker;
 use rundir::checkpoint::{self, TrainerState};
 use rundir::config::{ensure_renderer, RunConfig};
@@ -104,6 +104,9 @@ pub fn train_seed(job: &SeedJob) -> anyhow::Result<SeedOutcome> {
         // The step after these updates is logged: its Gram goes with it.
         if updates > 0 && run.log_conflicts_every > 0 && (state.step + 1).is_multiple_of(run.log_conflicts_every) {
             sac.measure_conflicts_next_update();
+        }
+        if updates > 0 && run.log_plasticity && (state.step + 1).is_multiple_of(run.log_every) {
+            sac.measure_plasticity_next_update();
         }
         for _ in 0..updates {
             // The initial updates take minutes at MT10 scale: a stop must not wait for them.
@@ -240,6 +243,8 @@ struct Window {
     direction_from_rows: bool,
     alpha: f64,
     episodes: Vec<Episode>,
+    /// The last plasticity diagnostics reported (`run.log_plasticity`).
+    plasticity: Option<Plasticity>,
 }
 
 impl Window {
@@ -258,6 +263,7 @@ impl Window {
             direction_from_rows,
             alpha: 0.0,
             episodes: Vec::new(),
+            plasticity: None,
         }
     }
 
@@ -273,6 +279,9 @@ impl Window {
                 self.grams[i] = Some((gram.clone(), component.weights.clone()));
             }
             self.skipped += u64::from(component.skipped.is_some());
+        }
+        if let Some(plasticity) = &report.plasticity {
+            self.plasticity = Some(plasticity.clone());
         }
     }
 
@@ -308,6 +317,10 @@ impl Window {
                     log.conflicts(&WeightsRow { step, component: component.to_string(), weights: values })?;
                 }
             }
+        }
+        for (network, diagnostics) in self.plasticity.iter().flat_map(Plasticity::networks) {
+            log.scalar(&format!("plasticity/{network}/dormant_percent"), diagnostics.dormant_percent, step);
+            log.scalar(&format!("plasticity/{network}/srank"), diagnostics.srank, step);
         }
         if !self.episodes.is_empty() {
             let successes: Vec<f64> = self.episodes.iter().map(|e| f64::from(u8::from(e.success))).collect();
