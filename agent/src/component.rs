@@ -124,9 +124,12 @@ pub(crate) fn read_back(prepared: &mut [&mut Prepared]) -> Result<Vec<Option<Vec
             let Stage::Refresh { .. } = p.stage else { return None };
             let (values, after) = rest.split_at(lengths.next().expect("one length per waiting step"));
             rest = after;
-            // The one wait counts for the first component that needed it.
-            p.report.host_syncs += u64::from(std::mem::take(&mut first));
-            p.report.phases.gram_ms = wait_ms;
+            // The one wait, and its time, count for the first component that needed it: the
+            // update's phases add up over its components.
+            if std::mem::take(&mut first) {
+                p.report.host_syncs += 1;
+                p.report.phases.gram_ms = wait_ms;
+            }
             Some(values.to_vec())
         })
         .collect())
