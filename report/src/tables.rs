@@ -39,7 +39,7 @@ impl Budget {
         match self {
             Budget::Steps(budget) if last.step < budget => Some(format!("its last evaluation is at step {}, short of the {budget} steps", last.step)),
             Budget::WallTimeS(budget) if last.wall_time_s < budget => {
-                Some(format!("its last evaluation ended after {:.0} s of training, short of the {budget:.0} s", last.wall_time_s))
+                Some(format!("its last evaluation ended after {:.1} s of training, short of the {budget:.1} s", last.wall_time_s))
             }
             _ => None,
         }
